@@ -1,0 +1,281 @@
+"""RunConfig: one fine-tuning run, with PaddleNLP run_glue.py's flag names.
+
+Every field carries a one-line help text (``metadata["help"]``) that the CLI and the configure form
+show. Validation returns every problem at once, each naming its field, so a form can mark them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+SAMPLE_DATA_DIR = ASSETS / "sst2-sample"
+TINY_MODEL = "gpt2-tiny"
+REFERENCE_MODEL = "gpt2-medium-en"
+
+
+class ConfigError(ValueError):
+    """A user mistake in a config: ``problems`` is a list of (where, what) pairs."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        super().__init__("; ".join(f"{w}: {m}" for w, m in problems))
+
+    def render(self) -> str:
+        lines = ["Invalid run configuration:"]
+        lines += [f"  {where}: {what}" for where, what in self.problems]
+        return "\n".join(lines)
+
+
+def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
+    return field(default=default, metadata={"help": help, "group": group, **kw})
+
+
+@dataclass
+class RunConfig:
+    # --- model & data
+    model_name_or_path: str = _f(
+        TINY_MODEL, "Model: gpt2-medium-en, gpt2-en, gpt2-tiny (bundled) or a local PaddleNLP model folder.", "model"
+    )
+    task_name: str = _f("sst-2", "GLUE task; only sst-2 is supported.", "model")
+    data_dir: str = _f(
+        "sample", "SST-2 folder with train.tsv and dev.tsv; 'sample' = the bundled sample, 'glue' = download.",
+        "model",
+    )
+    max_seq_length: int = _f(128, "Longest input in tokens; longer sentences are truncated.", "model", min=8, max=1024)
+    # --- optimisation
+    per_device_train_batch_size: int = _f(32, "Training batch size on each device (rank).", "optim", min=1, max=4096)
+    per_device_eval_batch_size: int = _f(32, "Evaluation batch size on each device.", "optim", min=1, max=4096)
+    learning_rate: float = _f(2e-5, "Peak learning rate of AdamW.", "optim", min=0.0, max=1.0, exclusive_min=True)
+    weight_decay: float = _f(0.0, "AdamW weight decay (not applied to biases and norms).", "optim", min=0.0, max=1.0)
+    warmup_ratio: float = _f(0.0, "Fraction of steps for linear warm-up, then linear decay.", "optim", min=0.0, max=1.0)
+    use_amp: bool = _f(False, "Mixed precision on GPU (bf16 where supported, else fp16).", "optim")
+    seed: int = _f(42, "Random seed for initialisation and data order.", "optim", min=0, max=2**31 - 1)
+    # --- schedule & checkpoints
+    num_train_epochs: float = _f(3.0, "Epochs over the training set (ignored when max_steps > 0).", "schedule",
+                                 min=0.0, max=1000.0, exclusive_min=True)
+    max_steps: int = _f(-1, "Stop after this many optimiser steps; -1 = use num_train_epochs.", "schedule",
+                        min=-1, max=10**9)
+    logging_steps: int = _f(1, "Write a step event every N steps.", "schedule", min=1, max=10**6)
+    save_steps: int = _f(500, "Save a checkpoint every N steps (and at the end).", "schedule", min=1, max=10**9)
+    eval_steps: int = _f(500, "Evaluate on dev.tsv every N steps (and at the end).", "schedule", min=1, max=10**9)
+    output_dir: str = _f("", "Where checkpoints go; empty = runs/<run-id>/checkpoints.", "schedule")
+    stop_on_nan: bool = _f(True, "Stop (and save) when the loss becomes NaN or infinite.", "schedule")
+    # --- devices
+    device: str = _f("auto", "run_glue's --device: auto, cpu or gpu. 'devices' picks which ones.", "devices")
+    devices: str = _f("auto", "auto, cpu:N (N CPU processes) or gpu:0,1,... (one rank per GPU).", "devices")
+    nnodes: int = _f(1, "Number of nodes in the job.", "devices", min=1, max=1024)
+    node_rank: int = _f(0, "This node's rank (0 = master).", "devices", min=0, max=1023)
+    master: str = _f("", "HOST:PORT of the master node for multi-node jobs.", "devices")
+    run_name: str = _f("", "A name to find the run by; free text.", "devices")
+
+    # ------------------------------------------------------------------ helpers
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
+    def help_for(cls, name: str) -> str:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}[name]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from a mapping of raw values (strings from a form are coerced)."""
+        problems: list[tuple[str, str]] = []
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, raw in data.items():
+            if key not in known:
+                problems.append((f"{source}: {key}", f"unknown key{_nearest(key, list(known))}"))
+                continue
+            try:
+                kwargs[key] = _coerce(known[key], raw)
+            except ValueError as e:
+                problems.append((key, str(e)))
+        if problems:
+            raise ConfigError(problems)
+        cfg = cls(**kwargs)
+        return cfg
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def validate(self) -> list[tuple[str, str]]:
+        """Every problem with this config as (field, message); empty when valid."""
+        problems: list[tuple[str, str]] = []
+        for f in fields(self):
+            v = getattr(self, f.name)
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if lo is not None and (v < lo or (f.metadata.get("exclusive_min") and v == lo)):
+                op = ">" if f.metadata.get("exclusive_min") else ">="
+                problems.append((f.name, f"must be {op} {lo}, got {v}"))
+            if hi is not None and v > hi:
+                problems.append((f.name, f"must be <= {hi}, got {v}"))
+        if self.task_name.lower() not in ("sst-2", "sst2"):
+            problems.append(("task_name", f"only sst-2 is supported, got {self.task_name!r}"))
+        if self.device not in ("auto", "cpu", "gpu"):
+            problems.append(("device", f"must be auto, cpu or gpu, got {self.device!r}"))
+        if not re.fullmatch(r"auto|cpu(:\d+)?|gpu(:\d+(,\d+)*)?", self.devices):
+            problems.append(("devices", f"must be auto, cpu:N or gpu:0,1,..., got {self.devices!r}"))
+        elif self.devices.startswith("cpu:") and int(self.devices[4:]) < 1:
+            problems.append(("devices", "cpu:N needs N >= 1"))
+        if self.nnodes > 1 or self.master:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}", self.master or ""):
+                problems.append(("master", f"multi-node jobs need master HOST:PORT, got {self.master!r}"))
+            if self.node_rank >= self.nnodes:
+                problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
+        if not self.model_name_or_path.strip():
+            problems.append(("model_name_or_path", "is empty"))
+        if not self.data_dir.strip():
+            problems.append(("data_dir", "is empty"))
+        if "\x00" in self.run_name or "\n" in self.run_name:
+            problems.append(("run_name", "must be one line of text"))
+        return problems
+
+    def check(self) -> RunConfig:
+        problems = self.validate()
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+    def resolved_data_dir(self) -> str:
+        return str(SAMPLE_DATA_DIR) if self.data_dir == "sample" else self.data_dir
+
+
+def _nearest(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(names)})"
+
+
+def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
+    typ = f.type if isinstance(f.type, str) else f.type.__name__
+    if typ == "bool":
+        if isinstance(raw, bool):
+            return raw
+        s = str(raw).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if typ == "int":
+        if isinstance(raw, bool):
+            raise ValueError(f"expected an integer, got {raw!r}")
+        if isinstance(raw, int):
+            return raw
+        if isinstance(raw, float) and raw.is_integer():
+            return int(raw)
+        try:
+            return int(str(raw).strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {raw!r}") from None
+    if typ == "float":
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        try:
+            v = float(str(raw).strip()) if not isinstance(raw, (int, float)) else float(raw)
+        except ValueError:
+            raise ValueError(f"expected a number, got {raw!r}") from None
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"expected a finite number, got {raw!r}")
+        return v
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text, got {raw!r}")
+    return raw
+
+
+def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML config file; syntax errors become a ConfigError naming file, line and column.
+
+    A ``[run]`` table is accepted as well as top-level keys.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError([(str(p), "file not found")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError([(str(p), f"cannot read: {e}")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+        where = f"{p}:{m.group(1)}:{m.group(2)}" if m else str(p)
+        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        raise ConfigError([(where, f"TOML syntax error: {msg}")]) from None
+    if isinstance(data.get("run"), dict):
+        data = data["run"]
+    return data
+
+
+def dump_toml(cfg: RunConfig) -> str:
+    out = ["[run]"]
+    for f in fields(cfg):
+        v = getattr(cfg, f.name)
+        out.append(f"# {f.metadata.get('help', '')}")
+        out.append(f"{f.name} = {_toml_value(v)}")
+    return "\n".join(out) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v)
+
+
+def offline_preset() -> RunConfig:
+    """gpt2-tiny on the bundled sample on CPU ranks: finishes in about a minute on 2 cores."""
+    return RunConfig(
+        model_name_or_path=TINY_MODEL,
+        data_dir="sample",
+        max_seq_length=64,
+        per_device_train_batch_size=16,
+        per_device_eval_batch_size=64,
+        learning_rate=3e-3,
+        num_train_epochs=3.0,
+        warmup_ratio=0.1,
+        weight_decay=0.01,
+        logging_steps=1,
+        save_steps=500,
+        eval_steps=25,
+        devices="cpu:2",
+        run_name="offline-tiny",
+    )
+
+
+def reference_preset() -> RunConfig:
+    """The reference recipe: GPT-2 Medium, SST-2, seq 128, batch 32, lr 2e-5, 3 epochs."""
+    return RunConfig(
+        model_name_or_path=REFERENCE_MODEL,
+        data_dir="glue",
+        max_seq_length=128,
+        per_device_train_batch_size=32,
+        per_device_eval_batch_size=32,
+        learning_rate=2e-5,
+        num_train_epochs=3.0,
+        logging_steps=1,
+        save_steps=500,
+        eval_steps=500,
+        use_amp=True,
+        devices="auto",
+        run_name="reference-gpt2-medium",
+    )
+
+
+PRESETS = {"offline": offline_preset, "reference": reference_preset}

@@ -1,0 +1,334 @@
+"""runs.db: the index of runs, metrics, evals and checkpoints (sqlite-utils, WAL).
+
+Files under ``runs/<id>/`` are the durable log; this store is rebuilt from them by ingest, which is
+idempotent: every row has a natural key (run, step / seq), and a chunk of events is applied only if the
+run's stored byte offset still equals the chunk's start, so two followers never count a chunk twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from core.events import as_float
+
+SCHEMA_VERSION = 1
+APP_ID = "gpt2-tui"
+DB_ENV = "GPT2_TUI_DB"
+STATUSES = ("running", "finished", "failed", "stopped", "lost")
+
+
+class StoreError(RuntimeError):
+    """The database cannot be used (corrupt, foreign, newer schema); the message says what to do."""
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get(DB_ENV) or "runs.db")
+
+
+SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)""",
+    """CREATE TABLE IF NOT EXISTS runs (
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL DEFAULT 'train', name TEXT, status TEXT NOT NULL,
+        created_at REAL, started_at REAL, ended_at REAL, last_event_at REAL,
+        config TEXT, command TEXT, run_dir TEXT, output_dir TEXT, model TEXT, devices TEXT,
+        world_size INTEGER, nnodes INTEGER, host TEXT, total_steps INTEGER, samples_per_epoch INTEGER,
+        pgid INTEGER, launcher_pid INTEGER, exit_code INTEGER, error TEXT, versions TEXT,
+        device_info TEXT, bad_lines INTEGER NOT NULL DEFAULT 0, event_offset INTEGER NOT NULL DEFAULT 0,
+        resumed_from TEXT, parent_run TEXT, checkpoint TEXT, eval_path TEXT, mode TEXT,
+        alerts TEXT)""",
+    """CREATE TABLE IF NOT EXISTS metrics (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, loss REAL, lr REAL,
+        samples_per_s REAL, tokens_per_s REAL, step_time REAL, t REAL,
+        PRIMARY KEY (run_id, step)) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS evals (
+        id TEXT PRIMARY KEY, run_id TEXT NOT NULL, source TEXT NOT NULL, step INTEGER,
+        checkpoint TEXT, eval_path TEXT, eval_sha TEXT, mode TEXT, accuracy REAL, loss REAL,
+        n INTEGER, details TEXT, eval_run_id TEXT, t REAL)""",
+    """CREATE TABLE IF NOT EXISTS checkpoints (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, path TEXT NOT NULL, t REAL,
+        PRIMARY KEY (run_id, step))""",
+    """CREATE TABLE IF NOT EXISTS logs (
+        run_id TEXT NOT NULL, seq INTEGER NOT NULL, t REAL, level TEXT, text TEXT,
+        PRIMARY KEY (run_id, seq))""",
+    """CREATE TABLE IF NOT EXISTS rank_health (
+        run_id TEXT NOT NULL, step INTEGER NOT NULL, rank INTEGER NOT NULL, host TEXT,
+        local_rank INTEGER, device TEXT, step_time REAL, samples INTEGER, mem_bytes INTEGER,
+        util REAL, t REAL, PRIMARY KEY (run_id, step, rank))""",
+    "CREATE INDEX IF NOT EXISTS evals_run ON evals (run_id)",
+    "CREATE INDEX IF NOT EXISTS runs_status ON runs (status)",
+]
+
+RUN_JSON_FIELDS = ("config", "command", "versions", "device_info", "alerts")
+
+
+class Store:
+    """One connection to runs.db. Cheap to open; open one per thread."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True):
+        self.path = Path(path) if path is not None else default_db_path()
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"{self.path}: no such database")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            del mode
+            conn.execute("PRAGMA synchronous = NORMAL")
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"{self.path} is not a usable gpt2-tui database ({e}). It was left untouched; "
+                f"move it aside or pass --db PATH (or set {DB_ENV}) to use another file."
+            ) from None
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._migrate(tables)
+
+    # ------------------------------------------------------------------ schema
+    def _migrate(self, tables: set[str]) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        if tables and "meta" not in tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database of another program (tables: "
+                f"{', '.join(sorted(tables))}). It was left untouched; pass --db PATH to use another file."
+            )
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this gpt2-tui understands "
+                f"({SCHEMA_VERSION}). Upgrade gpt2-tui; the file was left untouched."
+            )
+        if version == SCHEMA_VERSION:
+            return
+        # Migrate (or create) once, under the write lock: a second process waits, then sees the new version.
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version < SCHEMA_VERSION:
+                for stmt in SCHEMA:
+                    self.conn.execute(stmt)
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('app', ?)", (APP_ID,))
+                self.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------------ runs
+    def create_run(self, run: dict[str, Any]) -> None:
+        row = {**run}
+        for k in RUN_JSON_FIELDS:
+            if k in row and not isinstance(row[k], str) and row[k] is not None:
+                row[k] = json.dumps(row[k])
+        row.setdefault("created_at", time.time())
+        row.setdefault("status", "running")
+        self.db["runs"].insert(row)
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        for k in RUN_JSON_FIELDS:
+            if k in fields and not isinstance(fields[k], str) and fields[k] is not None:
+                fields[k] = json.dumps(fields[k])
+        self.db["runs"].update(run_id, fields)
+
+    def finish_run(self, run_id: str, status: str, **fields: Any) -> bool:
+        """Set a final status unless the run already has one; True when this call set it."""
+        assert status in STATUSES and status != "running", status
+        sets = ", ".join(f"{k} = ?" for k in ["status", *fields])
+        cur = self.conn.execute(
+            f"UPDATE runs SET {sets}, ended_at = COALESCE(ended_at, ?) WHERE id = ? AND status = 'running'",
+            [status, *fields.values(), time.time(), run_id],
+        )
+        return cur.rowcount > 0
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            return None
+        cols = [d[0] for d in self.conn.execute("SELECT * FROM runs LIMIT 0").description]
+        return _decode_run(dict(zip(cols, row, strict=True)))
+
+    def find_run(self, ref: str) -> dict[str, Any] | None:
+        """A run by id, unique id prefix, or exact name (newest wins); 'last' = newest run."""
+        if ref == "last":
+            rows = list(self.db.query("SELECT id FROM runs WHERE kind='train' ORDER BY created_at DESC LIMIT 1"))
+            return self.get_run(rows[0]["id"]) if rows else None
+        run = self.get_run(ref)
+        if run:
+            return run
+        rows = list(self.db.query("SELECT id FROM runs WHERE id LIKE ? ORDER BY created_at DESC",
+                                  [ref.replace("%", "") + "%"]))
+        if len(rows) == 1:
+            return self.get_run(rows[0]["id"])
+        rows = list(self.db.query("SELECT id FROM runs WHERE name = ? ORDER BY created_at DESC LIMIT 1", [ref]))
+        return self.get_run(rows[0]["id"]) if rows else None
+
+    def list_runs(self, kind: str | None = "train", status: str | None = None) -> list[dict[str, Any]]:
+        where, args = [], []
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "")
+        return [_decode_run(r) for r in self.db.query(sql + " ORDER BY created_at DESC", args)]
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        return self.list_runs(kind=None, status="running")
+
+    def delete_run(self, run_id: str) -> None:
+        with _tx(self.conn):
+            for table in ("metrics", "checkpoints", "logs", "rank_health"):
+                self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+            self.conn.execute("DELETE FROM evals WHERE run_id = ? AND source = 'train'", (run_id,))
+            self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(self, run_id: str, start_offset: int, end_offset: int, events: Iterable[dict[str, Any]],
+               bad_lines: int = 0) -> bool:
+        """Apply one chunk of a run's event file, atomically; False if another follower already did."""
+        with _tx(self.conn):
+            row = self.conn.execute("SELECT event_offset, status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row[0] != start_offset:
+                return False
+            run_fields: dict[str, Any] = {"event_offset": end_offset}
+            metrics, logs, health = [], [], []
+            last_t = None
+            for ev in events:
+                last_t = ev.get("t", last_t)
+                typ = ev["type"]
+                if typ == "step":
+                    metrics.append((run_id, ev.get("step"), ev.get("epoch"), as_float(ev.get("loss")),
+                                    as_float(ev.get("lr")), as_float(ev.get("samples_per_s")),
+                                    as_float(ev.get("tokens_per_s")), as_float(ev.get("step_time")), ev["t"]))
+                elif typ == "eval":
+                    self._insert_train_eval(run_id, ev)
+                elif typ == "checkpoint":
+                    self.conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
+                                      (run_id, ev.get("step"), ev.get("path"), ev["t"]))
+                elif typ == "log":
+                    logs.append((run_id, ev["seq"], ev["t"], ev.get("level", "info"), str(ev.get("text", ""))))
+                elif typ == "heartbeat":
+                    health.append((run_id, ev.get("step", 0), ev.get("rank", 0), ev.get("host"), ev.get("local_rank"),
+                                   ev.get("device"), None, None, ev.get("mem_bytes"), None, ev["t"]))
+                elif typ == "ranks":
+                    for r in ev.get("ranks") or []:
+                        if isinstance(r, dict):
+                            health.append((run_id, ev.get("step", 0), r.get("rank", 0), r.get("host"),
+                                           r.get("local_rank"), r.get("device"), as_float(r.get("step_time")),
+                                           r.get("samples"), r.get("mem_bytes"), as_float(r.get("util")), ev["t"]))
+                elif typ == "start":
+                    run_fields.update(
+                        started_at=run_fields.get("started_at") or ev["t"],
+                        world_size=ev.get("world_size"), total_steps=ev.get("total_steps"),
+                        samples_per_epoch=ev.get("samples_per_epoch"), nnodes=ev.get("nnodes"),
+                        versions=json.dumps(ev.get("versions") or {}),
+                        device_info=json.dumps(ev.get("devices") or []),
+                    )
+                elif typ == "end":
+                    status = ev.get("status")
+                    if status in ("finished", "failed", "stopped") and row[1] == "running":
+                        run_fields["status"] = status
+                        run_fields["ended_at"] = ev["t"]
+                        if ev.get("reason") and status != "finished":
+                            run_fields["error"] = str(ev.get("reason"))
+            if metrics:
+                self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", metrics)
+            if logs:
+                self.conn.executemany("INSERT OR REPLACE INTO logs VALUES (?,?,?,?,?)", logs)
+            if health:
+                self.conn.executemany("INSERT OR REPLACE INTO rank_health VALUES (?,?,?,?,?,?,?,?,?,?,?)", health)
+            if last_t is not None:
+                run_fields["last_event_at"] = last_t
+            sets = ", ".join(f"{k} = ?" for k in run_fields)
+            self.conn.execute(f"UPDATE runs SET {sets}, bad_lines = bad_lines + ? WHERE id = ?",
+                              [*run_fields.values(), bad_lines, run_id])
+        return True
+
+    def _insert_train_eval(self, run_id: str, ev: dict[str, Any]) -> None:
+        details = {k: ev[k] for k in ("precision", "recall", "f1", "confusion", "samples_per_s") if k in ev}
+        self.conn.execute(
+            "INSERT OR REPLACE INTO evals (id, run_id, source, step, checkpoint, eval_path, eval_sha, mode,"
+            " accuracy, loss, n, details, t) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (f"{run_id}:train:{ev.get('step')}", run_id, "train", ev.get("step"), ev.get("checkpoint"),
+             ev.get("eval_path"), ev.get("eval_sha"), ev.get("mode", "classify"), as_float(ev.get("accuracy")),
+             as_float(ev.get("loss")), ev.get("n"), json.dumps(details), ev["t"]),
+        )
+
+    # ------------------------------------------------------------------ queries
+    def metrics(self, run_id: str, after_step: int | None = None) -> list[dict[str, Any]]:
+        if after_step is None:
+            return list(self.db.query("SELECT * FROM metrics WHERE run_id = ? ORDER BY step", [run_id]))
+        return list(self.db.query("SELECT * FROM metrics WHERE run_id = ? AND step > ? ORDER BY step",
+                                  [run_id, after_step]))
+
+    def evals(self, run_id: str) -> list[dict[str, Any]]:
+        rows = list(self.db.query("SELECT * FROM evals WHERE run_id = ? ORDER BY t, step", [run_id]))
+        for r in rows:
+            r["details"] = json.loads(r["details"]) if r.get("details") else {}
+        return rows
+
+    def checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM checkpoints WHERE run_id = ? ORDER BY step", [run_id]))
+
+    def logs(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
+        rows = list(self.db.query("SELECT * FROM logs WHERE run_id = ? ORDER BY seq DESC LIMIT ?", [run_id, limit]))
+        return rows[::-1]
+
+    def rank_health(self, run_id: str) -> list[dict[str, Any]]:
+        """The latest health row of each rank."""
+        return list(self.db.query(
+            "SELECT h.* FROM rank_health h JOIN (SELECT rank, MAX(step) AS s FROM rank_health WHERE run_id = ?"
+            " GROUP BY rank) m ON h.rank = m.rank AND h.step = m.s WHERE h.run_id = ? ORDER BY h.rank",
+            [run_id, run_id]))
+
+    def summary(self, run_id: str) -> dict[str, Any]:
+        """Aggregates for the runs table: steps done, final loss, best accuracy, mean samples/s."""
+        m = self.conn.execute(
+            "SELECT COUNT(*), MAX(step), AVG(samples_per_s) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
+        last = self.conn.execute(
+            "SELECT loss FROM metrics WHERE run_id = ? ORDER BY step DESC LIMIT 1", (run_id,)).fetchone()
+        best = self.conn.execute("SELECT MAX(accuracy) FROM evals WHERE run_id = ?", (run_id,)).fetchone()
+        return {"metric_rows": m[0], "last_step": m[1], "mean_samples_per_s": m[2],
+                "final_loss": last[0] if last else None, "best_accuracy": best[0]}
+
+    def integrity_ok(self) -> bool:
+        return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class _tx:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so busy_timeout applies (no deadlock)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _decode_run(row: dict[str, Any]) -> dict[str, Any]:
+    for k in RUN_JSON_FIELDS:
+        if isinstance(row.get(k), str):
+            try:
+                row[k] = json.loads(row[k])
+            except ValueError:
+                pass
+    return row

@@ -43,11 +43,11 @@ def _f(default: Any, help: str, group: str, **kw: Any) -> Any:
 class RunConfig:
     # --- model & data
     model_name_or_path: str = _f(
-        TINY_MODEL, "Model: gpt2-medium-en, gpt2-en, gpt2-tiny (bundled) or a local PaddleNLP model folder.", "model"
+        REFERENCE_MODEL, "Model: gpt2-medium-en, gpt2-en, gpt2-tiny (bundled) or a local PaddleNLP model folder.", "model"
     )
     task_name: str = _f("sst-2", "GLUE task; only sst-2 is supported.", "model")
     data_dir: str = _f(
-        "sample", "SST-2 folder with train.tsv and dev.tsv; 'sample' = the bundled sample, 'glue' = download.",
+        "glue", "SST-2 folder with train.tsv and dev.tsv; 'sample' = the bundled sample, 'glue' = download.",
         "model",
     )
     max_seq_length: int = _f(128, "Longest input in tokens; longer sentences are truncated.", "model", min=8, max=1024)

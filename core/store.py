@@ -15,8 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
 from core.events import as_float
 
 SCHEMA_VERSION = 1
@@ -83,9 +81,7 @@ class Store:
             conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None,
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            del mode
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # Read only until we know the file is ours: switching to WAL rewrites the header.
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as e:
             raise StoreError(
@@ -93,11 +89,17 @@ class Store:
                 f"move it aside or pass --db PATH (or set {DB_ENV}) to use another file."
             ) from None
         self.conn = conn
+        self._check_ours(tables)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        # sqlite_utils imports pandas when it is installed (~0.5 s): only pay it when a store opens.
+        import sqlite_utils
+
         self.db = sqlite_utils.Database(conn)
         self._migrate(tables)
 
     # ------------------------------------------------------------------ schema
-    def _migrate(self, tables: set[str]) -> None:
+    def _check_ours(self, tables: set[str]) -> None:
         version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if tables and "meta" not in tables:
             raise StoreError(
@@ -109,6 +111,9 @@ class Store:
                 f"{self.path} has schema version {version}, newer than this gpt2-tui understands "
                 f"({SCHEMA_VERSION}). Upgrade gpt2-tui; the file was left untouched."
             )
+
+    def _migrate(self, tables: set[str]) -> None:
+        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
         if version == SCHEMA_VERSION:
             return
         # Migrate (or create) once, under the write lock: a second process waits, then sees the new version.

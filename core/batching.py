@@ -1,0 +1,236 @@
+"""Length-grouped batches and the on-disk tokenisation cache (pure python + numpy: no paddle).
+
+Shared by core.train and core.evaluate so that both tokenise, truncate and pad identically: the
+evaluator must reproduce the training run's own dev accuracy exactly.
+
+Encoding rules (GPTForSequenceClassification pools the last token that is not EOS):
+- text is byte-level BPE encoded with no special tokens added; any EOS id that the text produced
+  (a literal ``<|endoftext|>`` in a sentence) is dropped, so EOS only ever appears as padding;
+- truncation keeps the first ``max_seq_length`` tokens (run_glue truncates from the right too);
+- a sentence that encodes to nothing gets one token (the encoding of a space) so that the pooled
+  position is never -1;
+- batches are padded on the right with EOS to the batch's own longest row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# Bump when the encoding rules above change: old cache entries then stop matching.
+ENCODING_VERSION = "gpt2-tui-enc-1"
+CHUNK_BATCHES = 50  # a sort window of ~50 batches: little padding, yet batches still vary in length
+
+
+# --------------------------------------------------------------------------- sampler
+def length_grouped_batches(
+    lengths: Sequence[int] | np.ndarray,
+    global_batch: int,
+    world: int,
+    rank: int,
+    seed: int,
+    epoch: int,
+    chunk_batches: int = CHUNK_BATCHES,
+) -> list[list[int]]:
+    """This rank's batches (lists of row indices) for one epoch.
+
+    Shuffle all rows (seeded by seed + epoch), cut the order into chunks of ``chunk_batches`` global
+    batches, sort each chunk by length, cut it into global batches, shuffle the order of the batches,
+    then give rank r the rows ``gb[r::world]`` of every global batch ``gb`` (interleaving a
+    length-sorted batch hands every rank rows of similar length).
+
+    Every row appears exactly once per epoch across the ranks, and every rank gets the same number of
+    batches, none empty: a last global batch with fewer than ``world`` rows joins the one before it.
+    """
+    n = len(lengths)
+    if global_batch < 1 or world < 1 or not 0 <= rank < world:
+        raise ValueError(f"bad sampler arguments: global_batch={global_batch} world={world} rank={rank}")
+    if n < world:
+        raise ValueError(f"{n} training rows cannot be shared by {world} ranks")
+    global_batch = max(global_batch, world)
+    lens = np.asarray(lengths)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(n)
+    chunk = max(1, chunk_batches) * global_batch
+    batches: list[np.ndarray] = []
+    for start in range(0, n, chunk):
+        part = order[start : start + chunk]
+        # stable sort: ties keep the shuffled order, so the result depends only on (seed, epoch)
+        part = part[np.argsort(-lens[part], kind="stable")]
+        batches.extend(part[i : i + global_batch] for i in range(0, len(part), global_batch))
+    if len(batches) > 1 and len(batches[-1]) < world:
+        batches[-2] = np.concatenate([batches[-2], batches[-1]])
+        batches.pop()
+    perm = rng.permutation(len(batches))
+    return [batches[i][rank::world].tolist() for i in perm]
+
+
+def steps_per_epoch(n: int, global_batch: int, world: int) -> int:
+    """len(length_grouped_batches(...)) without building them."""
+    global_batch = max(global_batch, world)
+    full, rest = divmod(n, global_batch)
+    if rest == 0:
+        return full
+    if full >= 1 and rest < world:
+        return full  # the short tail joined the batch before it
+    return full + 1
+
+
+# --------------------------------------------------------------------------- encoding
+@dataclass
+class Encoded:
+    """Token ids of a split, flat: row i is ``ids[offsets[i]:offsets[i + 1]]``."""
+
+    ids: np.ndarray  # int32
+    offsets: np.ndarray  # int64, len n + 1
+    labels: np.ndarray  # int64 (-1 when unlabelled)
+    truncated: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, ids=self.ids, offsets=self.offsets, labels=self.labels, truncated=np.int64(self.truncated))
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Encoded:
+        with np.load(io.BytesIO(data)) as z:
+            return cls(z["ids"], z["offsets"], z["labels"], int(z["truncated"]))
+
+
+def encode_texts(
+    encode: Callable[[str], list[int]], texts: Iterable[str], labels: Iterable[int], max_len: int, eos_ids: set[int]
+) -> Encoded:
+    """Apply the encoding rules of the module docstring; ``encode`` maps text to BPE ids."""
+    flat: list[int] = []
+    offsets = [0]
+    truncated = 0
+    fallback: list[int] | None = None
+    for text in texts:
+        ids = [i for i in encode(text) if i not in eos_ids]
+        if not ids:
+            if fallback is None:
+                fallback = [i for i in encode(" ") if i not in eos_ids][:1] or [0]
+            ids = fallback
+        if len(ids) > max_len:
+            truncated += 1
+            ids = ids[:max_len]
+        flat.extend(ids)
+        offsets.append(len(flat))
+    return Encoded(
+        np.asarray(flat, dtype=np.int32),
+        np.asarray(offsets, dtype=np.int64),
+        np.asarray(list(labels), dtype=np.int64),
+        truncated,
+    )
+
+
+def pad_batch(enc: Encoded, rows: Sequence[int], pad_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids [b, longest] int64 right-padded with pad_id, labels [b], lengths [b])."""
+    lens = enc.lengths[list(rows)]
+    out = np.full((len(rows), int(lens.max())), pad_id, dtype=np.int64)
+    for j, i in enumerate(rows):
+        r = enc.row(i)
+        out[j, : len(r)] = r
+    return out, enc.labels[list(rows)], lens
+
+
+def eval_batches(enc: Encoded, rows: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Deterministic evaluation batches: rows sorted by length (longest first), then cut."""
+    rows = list(rows)
+    lens = enc.lengths
+    rows.sort(key=lambda i: (-int(lens[i]), i))
+    return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+
+# --------------------------------------------------------------------------- reading
+def read_split(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    """(sentence, label) rows of a labelled SST-2 TSV, validated by core.data when it is there."""
+    try:
+        from core.data import read_split as _read
+    except ImportError:  # core.data is optional for this module: a plain reader
+        return _read_plain(path)
+    return _read(str(path), labelled=True)
+
+
+def _read_plain(path: str | os.PathLike[str]) -> list[tuple[str, int]]:
+    rows: list[tuple[str, int]] = []
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter="\t", quoting=csv.QUOTE_NONE)
+        header = next(reader, None)
+        if not header or "sentence" not in header or "label" not in header:
+            raise ValueError(f"{path}: expected a 'sentence<TAB>label' header, got {header!r}")
+        si, li = header.index("sentence"), header.index("label")
+        for lineno, rec in enumerate(reader, start=2):
+            if not rec:
+                continue
+            try:
+                rows.append((rec[si], int(rec[li])))
+            except (IndexError, ValueError):
+                raise ValueError(f"{path}:{lineno}: bad row {rec!r}") from None
+    return rows
+
+
+# --------------------------------------------------------------------------- cache
+def default_cache_dir() -> Path:
+    env = os.environ.get("GPT2_TUI_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "gpt2-tui" / "tokens"
+
+
+def cache_key(tokenizer_files: Sequence[str | os.PathLike[str]], data_file: str | os.PathLike[str],
+              max_len: int, extra: str = "") -> str:
+    """sha256 over the tokenizer files' bytes, the data file's bytes, max_len and the encoding version."""
+    h = hashlib.sha256()
+    h.update(f"{ENCODING_VERSION}\0{max_len}\0{extra}\0".encode())
+    for p in [*tokenizer_files, data_file]:
+        h.update(b"\0file\0")
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def cache_load(key: str, cache_dir: Path | None = None) -> Encoded | None:
+    path = (cache_dir or default_cache_dir()) / f"{key}.npz"
+    try:
+        return Encoded.from_bytes(path.read_bytes())
+    except (OSError, ValueError, KeyError, EOFError):
+        return None  # missing, or torn by someone else's crash: rebuild
+
+
+def cache_store(key: str, enc: Encoded, cache_dir: Path | None = None) -> Path | None:
+    """Write atomically (temp file + rename), so racing ranks never read half a file. None on failure."""
+    d = cache_dir or default_cache_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=d)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(enc.to_bytes())
+            os.replace(tmp, d / f"{key}.npz")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError:
+        return None  # a read-only or full cache dir only costs the next run a re-tokenisation
+    return d / f"{key}.npz"
+

@@ -1,0 +1,51 @@
+"""Following a run's event file: into the store (idempotent) and into whoever is watching."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.events import Chunk, read_from
+from core.store import Store
+
+
+def events_path(run: dict[str, Any]) -> Path:
+    return Path(run["run_dir"]) / "events.jsonl"
+
+
+def sync_events(store: Store, run_id: str) -> int:
+    """Ingest everything new in the run's event file into the store; returns events ingested here.
+
+    Starts from the offset the store holds, so a follower that was killed (or a second one) catches up
+    and nothing is counted twice: ``Store.ingest`` applies a chunk only at that offset.
+    """
+    total = 0
+    for _ in range(1000):  # 64 MB a chunk: bounded, and a live writer cannot keep us here forever
+        run = store.get_run(run_id)
+        if run is None:
+            return total
+        chunk = read_from(events_path(run), run["event_offset"] or 0)
+        if chunk.offset == (run["event_offset"] or 0):
+            return total
+        if store.ingest(run_id, run["event_offset"] or 0, chunk.offset, chunk.events, chunk.bad_lines):
+            total += len(chunk.events)
+    return total
+
+
+class Tail:
+    """A watcher's own cursor over an event file (the store's cursor is separate)."""
+
+    def __init__(self, path: str | Path, offset: int = 0):
+        self.path = Path(path)
+        self.offset = offset
+        self.bad_lines = 0
+
+    def poll(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        while True:
+            chunk: Chunk = read_from(self.path, self.offset)
+            if chunk.offset == self.offset:
+                return events
+            self.offset = chunk.offset
+            self.bad_lines += chunk.bad_lines
+            events.extend(chunk.events)

@@ -1,0 +1,246 @@
+"""Start, stop and reconcile runs: argv lists only, never a shell.
+
+A run lives in ``<runs_root>/<run-id>/``: config.json, command.json, events.jsonl (rank 0), logs/
+(paddle's workerlog.N), launcher.log, supervisor.json, exit.json (written by core.supervise when the
+launcher exits) and stop (a graceful stop request the trainer polls every step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from core.config import RunConfig
+from core.store import Store
+
+PKG_DIR = Path(__file__).resolve().parent
+TRAIN_SCRIPT = PKG_DIR / "train.py"
+EVAL_SCRIPT = PKG_DIR / "evaluate.py"
+# The trainer saves a checkpoint on a stop request; GPT-2 Medium takes ~10 s to save on a slow disk.
+STOP_GRACE_S = 60.0
+
+
+class LaunchError(RuntimeError):
+    """The run could not be started; the message says why."""
+
+
+@dataclass
+class Prepared:
+    """Everything decided before a run starts: checked inputs and the exact command."""
+
+    run_id: str
+    run_dir: Path
+    cfg: RunConfig
+    argv: list[str]
+    env: dict[str, str]
+    model_dir: str
+    data_dir: str
+    output_dir: str
+    devices: str
+    nprocs: int
+    resume_from: str | None = None
+    parent_run: str | None = None
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now or time.time()))
+    return f"{stamp}-{secrets.token_hex(2)}"
+
+
+def runs_root_for(db_path: str | os.PathLike[str]) -> Path:
+    """Run folders sit next to the database: ``runs.db`` → ``runs/``."""
+    return Path(db_path).resolve().parent / "runs"
+
+
+def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, output_dir: str,
+                kind: str, ids: list[int], nprocs: int, resume_from: str | None = None,
+                python: str = sys.executable) -> list[str]:
+    """The exact command: paddle's launcher around core/train.py, every flag spelled out."""
+    argv = [python, "-m", "paddle.distributed.launch", "--log_dir", str(run_dir / "logs")]
+    if kind == "gpu":
+        argv += ["--devices", ",".join(str(i) for i in ids)]
+    else:
+        argv += ["--nproc_per_node", str(nprocs)]
+    if cfg.nnodes > 1:
+        argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
+    argv += [str(TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
+    values = cfg.to_dict()
+    values.update(data_dir=data_dir, output_dir=output_dir)
+    for name in RunConfig.field_names():
+        v = values[name]
+        argv += [f"--{name}", ("true" if v else "false") if isinstance(v, bool) else str(v)]
+    if resume_from:
+        argv += ["--resume_from", resume_from]
+    return argv
+
+
+def launch_env(kind: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env["PYTHONUNBUFFERED"] = "1"
+    if kind == "cpu":
+        # A set CUDA_VISIBLE_DEVICES kills CPU workers ("global group is not initialized"): DESIGN.md.
+        env.pop("CUDA_VISIBLE_DEVICES", None)
+        # Two ranks on two cores: one math thread each, or they fight over the cores.
+        env.setdefault("OMP_NUM_THREADS", "1")
+    # The launcher and the workers import core/ from the checkout or the installed package alike.
+    root = str(PKG_DIR.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def make_run_dir(root: Path, run_id: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run_dir = (root / run_id).resolve()
+    if run_dir.parent != root.resolve():
+        raise LaunchError(f"run id {run_id!r} would leave {root}")
+    run_dir.mkdir(mode=0o700)
+    (run_dir / "logs").mkdir(mode=0o700)
+    return run_dir
+
+
+def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record the run, then start the supervisor in a new session; returns the stored run."""
+    cfg = prep.cfg
+    (prep.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+    (prep.run_dir / "command.json").write_text(json.dumps({"argv": prep.argv}, indent=2))
+    # The row exists before any process does: no process runs that the store does not know about.
+    store.create_run({
+        "id": prep.run_id, "kind": kind, "name": cfg.run_name or prep.run_id, "status": "running",
+        "created_at": time.time(), "config": cfg.to_dict(), "command": prep.argv, "run_dir": str(prep.run_dir),
+        "output_dir": prep.output_dir, "model": cfg.model_name_or_path, "devices": prep.devices,
+        "world_size": prep.nprocs * cfg.nnodes, "nnodes": cfg.nnodes, "host": os.uname().nodename,
+        "resumed_from": prep.resume_from, "parent_run": prep.parent_run, **(extra or {}),
+    })
+    log = open(prep.run_dir / "launcher.log", "ab")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.supervise", str(prep.run_dir), "--", *prep.argv],
+            env=prep.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=str(prep.run_dir),
+        )
+    except OSError as e:
+        store.finish_run(prep.run_id, "failed", error=f"could not start: {e}")
+        raise LaunchError(f"could not start the launcher: {e}") from None
+    finally:
+        log.close()
+    store.update_run(prep.run_id, pgid=proc.pid, launcher_pid=proc.pid)
+    run = store.get_run(prep.run_id)
+    assert run is not None
+    return run
+
+
+# ---------------------------------------------------------------------------- process checks
+def group_members(pgid: int | None) -> list[psutil.Process]:
+    if not pgid:
+        return []
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return out
+
+
+def supervisor_alive(run: dict[str, Any]) -> bool:
+    pid = run.get("pgid")
+    if not pid:
+        return False
+    try:
+        p = psutil.Process(pid)
+        # A pid reused after a reboot is not our supervisor: it started before the run was created.
+        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() >= (run.get("created_at") or 0) - 5
+    except psutil.Error:
+        return False
+
+
+def signal_group(pgid: int | None, sig: int) -> bool:
+    if not pgid:
+        return False
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+def request_stop(run: dict[str, Any]) -> None:
+    """Ask the trainer to save and stop at its next step (it polls this file)."""
+    run_dir = Path(run["run_dir"])
+    (run_dir / "stop").write_text(str(time.time()))
+
+
+def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((Path(run_dir) / "exit.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if read_exit(run["run_dir"]) is not None and not group_members(run.get("pgid")):
+            return True
+        if not supervisor_alive(run) and not group_members(run.get("pgid")):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
+    """Graceful first: the stop file, then SIGTERM to the whole group, then SIGKILL. Returns the status."""
+    from core.reconcile import reconcile
+
+    if run["status"] != "running":
+        return run["status"]
+    request_stop(run)
+    if not wait_for_exit(run, grace):
+        signal_group(run.get("pgid"), signal.SIGTERM)
+        if not wait_for_exit(run, 10):
+            signal_group(run.get("pgid"), signal.SIGKILL)
+            wait_for_exit(run, 5)
+    run = reconcile(store, run["id"], stopping=True)
+    return run["status"]
+
+
+# ---------------------------------------------------------------------------- preparing a run
+def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None, parent_run: str | None = None,
+                progress: Any = None, report: Any = None) -> Prepared:
+    """Check everything a run needs, then make its folder and command. Raises a user error on bad input.
+
+    Order matters: all checks come before the run folder exists, so a mistake leaves nothing behind.
+    """
+    from core import data, devices, models
+
+    cfg.check()
+    report = report if report is not None else devices.detect()
+    spec = "cpu:" + (cfg.devices.split(":")[1] if cfg.devices.startswith("cpu:") else "2") \
+        if cfg.device == "cpu" and not cfg.devices.startswith("cpu") else cfg.devices
+    sel = devices.parse_devices(spec, report)
+    if cfg.data_dir == "glue":
+        data_dir = str(data.ensure_glue_sst2(progress=progress))
+    else:
+        data_dir = cfg.resolved_data_dir()
+    data.validate_dir(data_dir)
+    model_dir = str(models.resolve_model(cfg.model_name_or_path, progress=progress))
+    run_id = new_run_id()
+    run_dir = make_run_dir(runs_root, run_id)
+    output_dir = cfg.output_dir or str(run_dir / "checkpoints")
+    argv = launch_argv(cfg, run_dir, model_dir, str(Path(data_dir).resolve()), output_dir,
+                       sel.kind, sel.ids, sel.nprocs, resume_from=resume_from)
+    devices_text = f"{sel.kind}:{','.join(map(str, sel.ids))}" if sel.kind == "gpu" else f"cpu:{sel.nprocs}"
+    return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=launch_env(sel.kind),
+                    model_dir=model_dir, data_dir=data_dir, output_dir=output_dir, devices=devices_text,
+                    nprocs=sel.nprocs, resume_from=resume_from, parent_run=parent_run)

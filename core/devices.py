@@ -333,7 +333,11 @@ def detect(nvml: Any | None = None, cpu_interval: float | None = 0.1) -> DeviceR
 
 
 class DeviceSampler:
-    """Keeps the GPU backend open and samples cheaply (~8 ctypes calls a GPU) for a ~1 Hz panel."""
+    """Keeps the GPU backend open and samples cheaply for a ~1 Hz panel.
+
+    NVML/libixml: 5 ctypes calls a GPU, microseconds. The ixsmi fallback spawns the binary every
+    sample, so call ``sample`` from a worker thread, never from the UI's event loop.
+    """
 
     def __init__(self, nvml: Any | None = None):
         self._open_errors: list[str] = []

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Prepared:
     nprocs: int
     resume_from: str | None = None
     parent_run: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # more columns for the runs row
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -119,7 +120,7 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
         "created_at": time.time(), "config": cfg.to_dict(), "command": prep.argv, "run_dir": str(prep.run_dir),
         "output_dir": prep.output_dir, "model": cfg.model_name_or_path, "devices": prep.devices,
         "world_size": prep.nprocs * cfg.nnodes, "nnodes": cfg.nnodes, "host": os.uname().nodename,
-        "resumed_from": prep.resume_from, "parent_run": prep.parent_run, **(extra or {}),
+        "resumed_from": prep.resume_from, "parent_run": prep.parent_run, **prep.extra, **(extra or {}),
     })
     log = open(prep.run_dir / "launcher.log", "ab")
     try:

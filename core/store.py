@@ -40,7 +40,7 @@ SCHEMA = [
         world_size INTEGER, nnodes INTEGER, host TEXT, total_steps INTEGER, samples_per_epoch INTEGER,
         pgid INTEGER, launcher_pid INTEGER, exit_code INTEGER, error TEXT, versions TEXT,
         device_info TEXT, bad_lines INTEGER NOT NULL DEFAULT 0, event_offset INTEGER NOT NULL DEFAULT 0,
-        resumed_from TEXT, parent_run TEXT, checkpoint TEXT, eval_path TEXT, mode TEXT,
+        resumed_from TEXT, parent_run TEXT, checkpoint TEXT, eval_path TEXT, eval_sha TEXT, mode TEXT,
         alerts TEXT)""",
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, loss REAL, lr REAL,
@@ -207,7 +207,9 @@ class Store:
                bad_lines: int = 0) -> bool:
         """Apply one chunk of a run's event file, atomically; False if another follower already did."""
         with _tx(self.conn):
-            row = self.conn.execute("SELECT event_offset, status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            row = self.conn.execute(
+                "SELECT event_offset, status, kind, parent_run, checkpoint, eval_path, eval_sha, mode FROM runs"
+                " WHERE id = ?", (run_id,)).fetchone()
             if row is None or row[0] != start_offset:
                 return False
             run_fields: dict[str, Any] = {"event_offset": end_offset}
@@ -221,7 +223,12 @@ class Store:
                                     as_float(ev.get("lr")), as_float(ev.get("samples_per_s")),
                                     as_float(ev.get("tokens_per_s")), as_float(ev.get("step_time")), ev["t"]))
                 elif typ == "eval":
-                    self._insert_train_eval(run_id, ev)
+                    if row[2] == "eval":
+                        # The job's own record says what was evaluated; the event carries the numbers.
+                        ev = {**ev, "checkpoint": row[4], "eval_path": row[5], "eval_sha": row[6], "mode": row[7]}
+                        self._insert_checkpoint_eval(row[3] or run_id, run_id, ev)
+                    else:
+                        self._insert_train_eval(run_id, ev)
                 elif typ == "checkpoint":
                     self.conn.execute("INSERT OR REPLACE INTO checkpoints VALUES (?,?,?,?)",
                                       (run_id, ev.get("step"), ev.get("path"), ev["t"]))
@@ -274,6 +281,25 @@ class Store:
              as_float(ev.get("loss")), ev.get("n"), json.dumps(details), ev["t"]),
         )
 
+    def _insert_checkpoint_eval(self, parent: str, eval_run_id: str, ev: dict[str, Any]) -> None:
+        """An evaluation launched on a checkpoint: one row per (checkpoint, file content, mode)."""
+        details = {k: ev[k] for k in ("precision", "recall", "f1", "confusion", "samples_per_s") if k in ev}
+        key = eval_key(str(ev.get("checkpoint")), str(ev.get("eval_sha")), str(ev.get("mode", "classify")))
+        self.conn.execute(
+            "INSERT OR REPLACE INTO evals (id, run_id, source, step, checkpoint, eval_path, eval_sha, mode,"
+            " accuracy, loss, n, details, eval_run_id, t) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (key, parent, "eval", ev.get("step"), ev.get("checkpoint"), ev.get("eval_path"), ev.get("eval_sha"),
+             ev.get("mode", "classify"), as_float(ev.get("accuracy")), as_float(ev.get("loss")), ev.get("n"),
+             json.dumps(details), eval_run_id, ev["t"]),
+        )
+
+    def find_eval(self, checkpoint: str, eval_sha: str, mode: str) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM evals WHERE id = ?", [eval_key(checkpoint, eval_sha, mode)]))
+        if not rows:
+            return None
+        rows[0]["details"] = json.loads(rows[0]["details"]) if rows[0].get("details") else {}
+        return rows[0]
+
     # ------------------------------------------------------------------ queries
     def metrics(self, run_id: str, after_step: int | None = None) -> list[dict[str, Any]]:
         if after_step is None:
@@ -313,6 +339,14 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def eval_key(checkpoint: str, eval_sha: str, mode: str) -> str:
+    """Same checkpoint, same file content, same mode: the same evaluation."""
+    import hashlib
+
+    real = os.path.realpath(checkpoint)
+    return "eval:" + hashlib.sha256(f"{real}|{eval_sha}|{mode}".encode()).hexdigest()[:20]
 
 
 class _tx:

@@ -116,7 +116,7 @@ def config_from_args(args: argparse.Namespace, report: Any = None) -> RunConfig:
     preset = args.preset
     if preset == "auto":
         from core import devices
-        report = report if report is not None else devices.detect()
+        report = report if report is not None else devices.detect(cpu_interval=None)
         preset = "reference" if report.gpus else "offline"
     merged: dict[str, Any] = PRESETS[preset]().to_dict()
     if args.config:
@@ -149,7 +149,8 @@ def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
             "model", "devices", "world_size", "nnodes", "total_steps", "created_at", "started_at", "ended_at",
             "last_event_at", "versions", "device_info", "bad_lines", "resumed_from", "parent_run", "pgid")
     rec = {k: run.get(k) for k in keys}
-    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid))
+    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid), scaling=store.scaling(rid),
+               ranks=store.rank_health(rid))
     return rec
 
 
@@ -192,6 +193,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = launch.spawn(store, prep)
     print(f"run {run['id']}: {cfg.model_name_or_path} on {prep.devices}, data {prep.data_dir}", file=sys.stderr)
     print(f"  folder {prep.run_dir}", file=sys.stderr)
+    if cfg.nnodes > 1 and cfg.node_rank == 0:
+        import shlex
+        print(f"multi-node job: start this on each other node (node_rank 1..{cfg.nnodes - 1}):", file=sys.stderr)
+        for argv in launch.worker_commands(cfg):
+            print("  " + shlex.join(argv), file=sys.stderr)
     if args.detach:
         print(f"detached; follow with `gpt2-tui show {run['id']}` or stop with `gpt2-tui stop {run['id']}`",
               file=sys.stderr)
@@ -333,6 +339,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"eval       step {e['step']}: accuracy {e['accuracy']:.4f} (n={e['n']}, {e['mode']}, {e['source']})")
     for c in rec["checkpoints"]:
         print(f"checkpoint step {c['step']}: {c['path']}")
+    for h in rec["ranks"]:
+        print(f"rank {h['rank']:<6} {h['host'] or '?'} {h['device'] or ''} step {h['step']}  step time "
+              f"{(h['step_time'] or 0) * 1000:.0f} ms  mem {(h['mem_bytes'] or 0) / 2**20:.0f} MiB")
+    sc = rec["scaling"]
+    if sc and sc["efficiency"] is not None and (rec["world_size"] or 1) > 1:
+        print(f"scaling    {sc['samples_per_s_per_rank']:.1f} samples/s per rank = {sc['efficiency']:.0%} of the "
+              f"best 1-rank run ({sc['baseline_run']})")
     if rec["bad_lines"]:
         print(f"warning    {rec['bad_lines']} malformed event line(s) skipped")
     if rec["error"]:

@@ -21,6 +21,7 @@ from typing import Any
 import psutil
 
 from core.config import RunConfig
+from core.procs import run_processes, signal_all
 from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -141,17 +142,8 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
 
 
 # ---------------------------------------------------------------------------- process checks
-def group_members(pgid: int | None) -> list[psutil.Process]:
-    if not pgid:
-        return []
-    out = []
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(p.pid) == pgid and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return out
+def processes_of(run: dict[str, Any]) -> list[psutil.Process]:
+    return run_processes(run["run_dir"], pgid=run.get("pgid"), since=run.get("created_at") or 0)
 
 
 def supervisor_alive(run: dict[str, Any]) -> bool:
@@ -163,16 +155,6 @@ def supervisor_alive(run: dict[str, Any]) -> bool:
         # A pid reused after a reboot is not our supervisor: it started before the run was created.
         return p.status() != psutil.STATUS_ZOMBIE and p.create_time() >= (run.get("created_at") or 0) - 5
     except psutil.Error:
-        return False
-
-
-def signal_group(pgid: int | None, sig: int) -> bool:
-    if not pgid:
-        return False
-    try:
-        os.killpg(pgid, sig)
-        return True
-    except (ProcessLookupError, PermissionError):
         return False
 
 
@@ -192,9 +174,7 @@ def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
 def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if read_exit(run["run_dir"]) is not None and not group_members(run.get("pgid")):
-            return True
-        if not supervisor_alive(run) and not group_members(run.get("pgid")):
+        if (read_exit(run["run_dir"]) is not None or not supervisor_alive(run)) and not processes_of(run):
             return True
         time.sleep(0.2)
     return False
@@ -208,9 +188,10 @@ def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> 
         return run["status"]
     request_stop(run)
     if not wait_for_exit(run, grace):
-        signal_group(run.get("pgid"), signal.SIGTERM)
+        # SIGTERM reaches the launcher, which ends its ranks (~1 s); the supervisor stays to record it.
+        signal_all(processes_of(run), signal.SIGTERM)
         if not wait_for_exit(run, 10):
-            signal_group(run.get("pgid"), signal.SIGKILL)
+            signal_all(processes_of(run), signal.SIGKILL)
             wait_for_exit(run, 5)
     run = reconcile(store, run["id"], stopping=True)
     return run["status"]
@@ -226,14 +207,13 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     from core import data, devices, models
 
     cfg.check()
-    report = report if report is not None else devices.detect()
+    if cfg.nnodes > 1 and cfg.node_rank == 0:
+        check_master_port(cfg.master)
+    report = report if report is not None else devices.detect(cpu_interval=None)
     spec = "cpu:" + (cfg.devices.split(":")[1] if cfg.devices.startswith("cpu:") else "2") \
         if cfg.device == "cpu" and not cfg.devices.startswith("cpu") else cfg.devices
     sel = devices.parse_devices(spec, report)
-    if cfg.data_dir == "glue":
-        data_dir = str(data.ensure_glue_sst2(progress=progress))
-    else:
-        data_dir = cfg.resolved_data_dir()
+    data_dir = str(data.resolve_data_dir(cfg.data_dir, progress=progress))
     data.validate_dir(data_dir)
     model_dir = str(models.resolve_model(cfg.model_name_or_path, progress=progress))
     run_id = new_run_id()
@@ -245,3 +225,40 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=launch_env(sel.kind),
                     model_dir=model_dir, data_dir=data_dir, output_dir=output_dir, devices=devices_text,
                     nprocs=sel.nprocs, resume_from=resume_from, parent_run=parent_run)
+
+
+def check_master_port(master: str) -> None:
+    """The master node binds HOST:PORT for the rendezvous; a port in use fails late and obscurely."""
+    import socket
+
+    host, _, port = master.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host if host not in ("", "localhost") else "127.0.0.1", int(port)))
+    except OSError as e:
+        raise LaunchError(f"master {master}: cannot listen there ({e.strerror or e}); this node is rank 0, so "
+                          f"HOST must be one of its addresses and PORT free — pick another --master port") from None
+
+
+def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]]:
+    """The command to start on each other node of a multi-node job (argv lists; shlex.join to show)."""
+    from core.config import PRESETS
+
+    if cfg.nnodes <= 1:
+        return []
+    skip = ("nnodes", "node_rank", "master", "run_name")
+
+    def diffs(base: RunConfig) -> list[str]:
+        return [n for n in RunConfig.field_names() if n not in skip and getattr(cfg, n) != getattr(base, n)]
+
+    # Name the preset the config is closest to, then only what differs: a short, exact command.
+    preset = min(PRESETS, key=lambda p: len(diffs(PRESETS[p]())))
+    out = []
+    for r in range(1, cfg.nnodes):
+        argv = [program, "train", "--join", cfg.master, "--nnodes", str(cfg.nnodes), "--node_rank", str(r),
+                "--preset", preset]
+        for name in diffs(PRESETS[preset]()):
+            v = getattr(cfg, name)
+            argv += [f"--{name}", ("true" if v else "false") if isinstance(v, bool) else str(v)]
+        out.append(argv)
+    return out

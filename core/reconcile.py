@@ -8,14 +8,15 @@ becomes ``failed`` (an exit status or orphans say so) or ``lost`` (nothing left 
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
 
 from core.follow import sync_events
-from core.launch import group_members, read_exit, supervisor_alive
+from core.launch import processes_of, read_exit, supervisor_alive
+from core.procs import end_processes
 from core.store import Store
-from core.supervise import end_group_members
 
 LOG_TAIL_LINES = 20
 
@@ -55,6 +56,14 @@ def failure_reason(run_dir: Path, ex: dict[str, Any] | None) -> str:
                 rank = int(log.suffix.lstrip(".") or 0) if log.suffix.lstrip(".").isdigit() else None
                 parts.append(f"rank {rank} failed")
                 break
+    # A peer that vanished (another node died) shows up as a gloo timeout naming the silent pair rank.
+    for log in sorted((run_dir / "logs").glob("workerlog.*")):
+        m = re.search(r"TIMEOUT self_rank = (\d+) pair_rank = (\d+) peer_str = \[?([^\]\s]+)",
+                      "\n".join(log_tail(log, 50)))
+        if m:
+            parts.insert(0, f"rank {m.group(2)} at {m.group(3)} stopped answering (gloo timeout on rank "
+                            f"{m.group(1)}): its node or process died")
+            break
     if code is not None:
         parts.append(f"launcher exit code {code}")
     tail: list[str] = []
@@ -83,17 +92,22 @@ def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, An
     stop_asked = stopping or (run_dir / "stop").exists()
     if ex is not None:
         code = ex.get("returncode")
-        left = group_members(run.get("pgid"))
+        left = processes_of(run)
         if left:
-            end_group_members(run["pgid"], grace=3)
-        status = "stopped" if stop_asked else "failed"
-        store.finish_run(run_id, status, exit_code=code, error=failure_reason(run_dir, ex))
+            end_processes(left, grace=3)
+        node_rank = (run.get("config") or {}).get("node_rank", 0)
+        if code == 0 and node_rank:
+            # A worker node writes no events (global rank 0 lives on the master): its exit status is the word.
+            store.finish_run(run_id, "finished", exit_code=0)
+        else:
+            status = "stopped" if stop_asked else "failed"
+            store.finish_run(run_id, status, exit_code=code, error=failure_reason(run_dir, ex))
     elif supervisor_alive(run):
         return run
     else:
-        left = group_members(run.get("pgid"))
+        left = processes_of(run)
         if left:
-            n = end_group_members(run["pgid"], grace=3)
+            n = end_processes(left, grace=3)
             status = "stopped" if stop_asked else "failed"
             store.finish_run(run_id, status, error=(
                 f"the launcher and its supervisor were killed; {n} orphaned process(es) of the run were ended. "

@@ -141,13 +141,13 @@ class Store:
                 row[k] = json.dumps(row[k])
         row.setdefault("created_at", time.time())
         row.setdefault("status", "running")
-        self.db["runs"].insert(row)
+        self.db.table("runs").insert(row)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         for k in RUN_JSON_FIELDS:
             if k in fields and not isinstance(fields[k], str) and fields[k] is not None:
                 fields[k] = json.dumps(fields[k])
-        self.db["runs"].update(run_id, fields)
+        self.db.table("runs").update(run_id, fields)
 
     def finish_run(self, run_id: str, status: str, **fields: Any) -> bool:
         """Set a final status unless the run already has one; True when this call set it."""
@@ -213,7 +213,9 @@ class Store:
             if row is None or row[0] != start_offset:
                 return False
             run_fields: dict[str, Any] = {"event_offset": end_offset}
-            metrics, logs, health = [], [], []
+            metrics: list[tuple[Any, ...]] = []
+            logs: list[tuple[Any, ...]] = []
+            health: list[tuple[Any, ...]] = []
             last_t = None
             for ev in events:
                 last_t = ev.get("t", last_t)
@@ -336,6 +338,23 @@ class Store:
         best = self.conn.execute("SELECT MAX(accuracy) FROM evals WHERE run_id = ?", (run_id,)).fetchone()
         return {"metric_rows": m[0], "last_step": m[1], "mean_samples_per_s": m[2],
                 "final_loss": last[0] if last else None, "best_accuracy": best[0]}
+
+    def scaling(self, run_id: str) -> dict[str, Any] | None:
+        """samples/s per rank against the best 1-rank run of the same model (1.0 = perfect scaling)."""
+        run = self.conn.execute("SELECT model, world_size FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if run is None or not run[1]:
+            return None
+        mine = self.conn.execute("SELECT AVG(samples_per_s) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0]
+        best = self.conn.execute(
+            "SELECT r.id, AVG(m.samples_per_s) AS sps FROM runs r JOIN metrics m ON m.run_id = r.id"
+            " WHERE r.kind = 'train' AND r.model = ? AND r.world_size = 1 AND r.id != ?"
+            " GROUP BY r.id ORDER BY sps DESC LIMIT 1", (run[0], run_id)).fetchone()
+        per_rank = mine / run[1] if mine else None
+        out: dict[str, Any] = {"world_size": run[1], "samples_per_s_per_rank": per_rank,
+                               "baseline_run": None, "baseline_samples_per_s": None, "efficiency": None}
+        if best and per_rank:
+            out.update(baseline_run=best[0], baseline_samples_per_s=best[1], efficiency=per_rank / best[1])
+        return out
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import psutil
 
+from core.procs import end_processes, run_processes
+
 POLL_S = 0.25
 # After the launcher exits, ranks it left behind (it was SIGKILLed, say) get this long after SIGTERM.
 ORPHAN_GRACE_S = 5.0
@@ -32,32 +34,6 @@ def _rank_of(proc: psutil.Process) -> int | None:
         return None
     rank = env.get("PADDLE_TRAINER_ID")
     return int(rank) if rank and rank.isdigit() else None
-
-
-def end_group_members(pgid: int, grace: float = ORPHAN_GRACE_S, exclude: int | None = None) -> int:
-    """SIGTERM every process of the group but ``exclude``, SIGKILL what is left after ``grace``."""
-    members = []
-    for p in psutil.process_iter(["pid"]):
-        if p.pid == exclude:
-            continue
-        try:
-            if os.getpgid(p.pid) == pgid:
-                members.append(p)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    for p in members:
-        try:
-            p.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(members, timeout=grace)
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.Error:
-            pass
-    psutil.wait_procs(alive, timeout=2)
-    return len(members)
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -97,7 +73,9 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                     break
         time.sleep(POLL_S)
     code = child.returncode
-    orphans = end_group_members(os.getpgid(0), exclude=os.getpid())
+    # Ranks live in sessions of their own: a launcher killed hard leaves them running. End them.
+    orphans = end_processes(run_processes(run_dir, pgid=os.getpgid(0), since=started - 60, exclude=os.getpid()),
+                            grace=ORPHAN_GRACE_S)
     _write_json(run_dir / "exit.json", {
         "returncode": code, "t": time.time(), "first_dead": first_dead,
         "ranks": {str(r): p for p, r in ranks.items()}, "orphans_ended": orphans,

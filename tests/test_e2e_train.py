@@ -96,18 +96,23 @@ def test_stop_saves_a_checkpoint_and_leaves_no_process(tmp_path):
         return len(show["steps"]) >= 3 and show
 
     rec = _wait_for(steps, 180, "3 steps")
-    pgid = rec.get("pgid") or json.loads((Path(rec["run_dir"]) / "supervisor.json").read_text())["pid"]
+    pgid = rec["pgid"]
     stop = gpt2_tui("--db", "runs.db", "stop", rid, "--json", cwd=tmp_path, check=True, timeout=120)
     assert json.loads(stop.stdout)["status"] == "stopped"
     rec = json.loads(gpt2_tui("--db", "runs.db", "show", rid, "--json", cwd=tmp_path, check=True).stdout)
     assert rec["status"] == "stopped"
     assert rec["checkpoints"] and Path(rec["checkpoints"][-1]["path"], "model_state.pdparams").exists()
     assert rec["checkpoints"][-1]["step"] == rec["steps"][-1]["step"]
+    assert not _processes_naming(rec["run_dir"], pgid)
+
+
+def _processes_naming(run_dir: str, pgid: int) -> list:
+    """Any process of the run: in its group, or with the run folder in its argv (ranks run in own sessions)."""
     left = []
-    for p in psutil.process_iter():
+    for p in psutil.process_iter(["cmdline"]):
         try:
-            if os.getpgid(p.pid) == pgid:
+            if os.getpgid(p.pid) == pgid or any(run_dir in a for a in p.info["cmdline"] or []):
                 left.append(p)
         except (ProcessLookupError, psutil.Error):
             pass
-    assert not left
+    return left

@@ -4,6 +4,8 @@ One default offline run (module fixture, about a minute) is checked from every s
 use runs of their own.
 """
 
+import csv
+import io
 import json
 import os
 import sqlite3
@@ -53,7 +55,9 @@ def test_runs_lists_it_and_export_matches(offline_run):
     runs = json.loads(gpt2_tui("--db", "runs.db", "runs", "--json", cwd=work, check=True).stdout)
     assert [x["id"] for x in runs] == [rec["id"]] and runs[0]["status"] == "finished"
     csv_text = gpt2_tui("--db", "runs.db", "export", rec["id"], "--format", "csv", cwd=work, check=True).stdout
-    assert sum(1 for ln in csv_text.splitlines() if ",step," in ln) == len(rec["steps"])
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert sum(1 for r in rows if r["kind"] == "step") == len(rec["steps"])
+    assert sum(1 for r in rows if r["kind"] == "eval") == len(rec["evals"])
     db = sqlite3.connect(work / "runs.db")
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 

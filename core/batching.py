@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,28 +33,24 @@ CHUNK_BATCHES = 50  # a sort window of ~50 batches: little padding, yet batches 
 
 
 # --------------------------------------------------------------------------- sampler
-def length_grouped_batches(
+def global_batches(
     lengths: Sequence[int] | np.ndarray,
     global_batch: int,
     world: int,
-    rank: int,
     seed: int,
     epoch: int,
     chunk_batches: int = CHUNK_BATCHES,
 ) -> list[list[int]]:
-    """This rank's batches (lists of row indices) for one epoch.
+    """One epoch's global batches (lists of row indices), grouped by length.
 
-    Shuffle all rows (seeded by seed + epoch), cut the order into chunks of ``chunk_batches`` global
-    batches, sort each chunk by length, cut it into global batches, shuffle the order of the batches,
-    then give rank r the rows ``gb[r::world]`` of every global batch ``gb`` (interleaving a
-    length-sorted batch hands every rank rows of similar length).
-
-    Every row appears exactly once per epoch across the ranks, and every rank gets the same number of
-    batches, none empty: a last global batch with fewer than ``world`` rows joins the one before it.
+    Shuffle all rows (seeded by seed and epoch), cut the order into chunks of ``chunk_batches`` global
+    batches, sort each chunk by length, cut it into global batches and shuffle the order of the batches.
+    Every row appears exactly once. A last batch with fewer than ``world`` rows joins the one before
+    it, so that no rank ever gets an empty slice.
     """
     n = len(lengths)
-    if global_batch < 1 or world < 1 or not 0 <= rank < world:
-        raise ValueError(f"bad sampler arguments: global_batch={global_batch} world={world} rank={rank}")
+    if global_batch < 1 or world < 1:
+        raise ValueError(f"bad sampler arguments: global_batch={global_batch} world={world}")
     if n < world:
         raise ValueError(f"{n} training rows cannot be shared by {world} ranks")
     global_batch = max(global_batch, world)
@@ -71,7 +68,26 @@ def length_grouped_batches(
         batches[-2] = np.concatenate([batches[-2], batches[-1]])
         batches.pop()
     perm = rng.permutation(len(batches))
-    return [batches[i][rank::world].tolist() for i in perm]
+    return [batches[i].tolist() for i in perm]
+
+
+def length_grouped_batches(
+    lengths: Sequence[int] | np.ndarray,
+    global_batch: int,
+    world: int,
+    rank: int,
+    seed: int,
+    epoch: int,
+    chunk_batches: int = CHUNK_BATCHES,
+) -> list[list[int]]:
+    """This rank's batches for one epoch: rows ``gb[rank::world]`` of every global batch ``gb``.
+
+    Interleaving a length-sorted global batch hands every rank rows of similar length. Every rank gets
+    the same number of batches (so all run the same number of steps), none of them empty.
+    """
+    if not 0 <= rank < world:
+        raise ValueError(f"rank {rank} is not in 0..{world - 1}")
+    return [gb[rank::world] for gb in global_batches(lengths, global_batch, world, seed, epoch, chunk_batches)]
 
 
 def steps_per_epoch(n: int, global_batch: int, world: int) -> int:
@@ -159,6 +175,22 @@ def eval_batches(enc: Encoded, rows: Sequence[int], batch_size: int) -> list[lis
     lens = enc.lengths
     rows.sort(key=lambda i: (-int(lens[i]), i))
     return [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+
+
+def classification_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """accuracy, n, confusion [[tn, fp], [fn, tp]] (rows = true label), precision/recall/f1 per class."""
+    t, p = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
+    conf = [[int(((t == a) & (p == b)).sum()) for b in (0, 1)] for a in (0, 1)]
+    precision, recall, f1 = {}, {}, {}
+    for c in (0, 1):
+        tp, predicted, actual = conf[c][c], conf[0][c] + conf[1][c], sum(conf[c])
+        pr = tp / predicted if predicted else 0.0
+        rc = tp / actual if actual else 0.0
+        precision[str(c)], recall[str(c)] = pr, rc
+        f1[str(c)] = 2 * pr * rc / (pr + rc) if pr + rc else 0.0
+    n = len(t)
+    return {"accuracy": float((t == p).sum() / n) if n else 0.0, "n": n, "confusion": conf,
+            "precision": precision, "recall": recall, "f1": f1}
 
 
 # --------------------------------------------------------------------------- reading

@@ -130,7 +130,6 @@ def test_tiny_loads_offline_for_classification_and_lm(no_network):
     assert lm(x).shape == [4, width, len(tok)]
 
 
-@pytest.mark.slow
 def test_sample_is_learnable_by_tiny_model():
     """The offline preset's recipe (lr 3e-3, 3 epochs, batch 32, seq 64) reaches >= 0.85 dev accuracy.
 

@@ -10,7 +10,9 @@ import argparse
 import csv
 import io
 import json
+import math
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -154,6 +156,20 @@ def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
     return rec
 
 
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), default=str, indent=indent)
+
+
 def fmt_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if t else "-"
 
@@ -167,12 +183,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     parent = None
     resume_from = None
     if args.resume:
-        parent = need_run(store, args.resume)
+        parent = reconcile(store, need_run(store, args.resume)["id"])  # a dead 'running' run becomes lost
         ckpts = store.checkpoints(parent["id"])
         if parent["status"] == "running":
             raise UserError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")
+        # The newest checkpoint still on disk (a folder deleted by hand is skipped, not a crash in the ranks).
+        ckpts = [c for c in ckpts if (Path(c["path"]) / "model_state.pdparams").is_file()]
         if not ckpts:
-            raise UserError(f"run {parent['id']} has no checkpoint to resume from")
+            raise UserError(f"run {parent['id']} has no checkpoint (left on disk) to resume from")
         resume_from = ckpts[-1]["path"]
         cfg = RunConfig.from_dict(parent["config"], source=f"run {parent['id']}")
         overrides = {n: getattr(args, n) for n in RunConfig.field_names() if getattr(args, n, None) is not None}
@@ -206,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     status = follow_run(store, run["id"])
     run = reconcile(store, run["id"])
     if args.json:
-        print(json.dumps(run_record(store, run), default=str))
+        print(to_json(run_record(store, run)))
     return 0 if status in ("finished", "stopped", "detached") else 1
 
 
@@ -300,7 +318,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
                      "mean_samples_per_s": s["mean_samples_per_s"], "created_at": r["created_at"],
                      "ended_at": r["ended_at"]})
     if args.json:
-        print(json.dumps(rows))
+        print(to_json(rows))
         return 0
     if not rows:
         print("no runs yet; start one with `gpt2-tui train`")
@@ -324,7 +342,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     run = reconcile(store, need_run(store, args.run)["id"])
     rec = run_record(store, run)
     if args.json:
-        print(json.dumps(rec, default=str))
+        print(to_json(rec))
         return 0
     s = rec["summary"]
     print(f"run {rec['id']}  ({rec['name']})\nstatus     {rec['status']}"
@@ -377,7 +395,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = need_run(store, args.run)
     rec = run_record(store, run)
     if args.format == "json":
-        text = json.dumps(rec, indent=2, default=str)
+        text = to_json(rec, indent=2)
     else:
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -492,6 +510,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except user_errors() as e:
         print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except sqlite3.DatabaseError as e:
+        # A file that opened as SQLite but is damaged further in (or stayed locked past the 30 s timeout).
+        db = args.db or default_db_path()
+        if "locked" in str(e):
+            print(f"error: {db} stayed locked by another gpt2-tui process for 30 s ({e}); try again",
+                  file=sys.stderr)
+        elif "full" in str(e):
+            print(f"error: {db}: the disk is full ({e}). Free some space and run the command again: the runs' "
+                  f"event files are the record, and what is missing from the store is read in again.",
+                  file=sys.stderr)
+        else:
+            print(f"error: {db} cannot be read as a gpt2-tui database ({e}). It was left untouched; move it "
+                  f"aside or pass --db PATH (or set {DB_ENV}) to use another file.", file=sys.stderr)
         return EXIT_USER_ERROR
     except BrokenPipeError:
         return 0

@@ -134,10 +134,11 @@ class RunConfig:
         elif self.devices.startswith("cpu:") and int(self.devices[4:]) < 1:
             problems.append(("devices", "cpu:N needs N >= 1"))
         if self.nnodes > 1 or self.master:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-]+:\d{1,5}", self.master or ""):
+            # A host never starts with '-' (it would read as a flag of the launcher).
+            if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]*:\d{1,5}", self.master or ""):
                 problems.append(("master", f"multi-node jobs need master HOST:PORT, got {self.master!r}"))
-            if self.node_rank >= self.nnodes:
-                problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
+        if self.node_rank >= self.nnodes and 0 <= self.node_rank <= 1023:
+            problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
         if not self.model_name_or_path.strip():
             problems.append(("model_name_or_path", "is empty"))
         if not self.data_dir.strip():

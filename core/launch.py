@@ -7,9 +7,12 @@ launcher exits) and stop (a graceful stop request the trainer polls every step).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,10 +83,17 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
     values.update(data_dir=data_dir, output_dir=output_dir)
     for name in RunConfig.field_names():
         v = values[name]
-        argv += [f"--{name}", ("true" if v else "false") if isinstance(v, bool) else str(v)]
+        text = ("true" if v else "false") if isinstance(v, bool) else str(v)
+        # A value that starts with '-' (a run name '-x') would read as a flag: --name=value cannot.
+        argv += [f"--{name}={text}"] if text.startswith("-") and not _is_number(text) else [f"--{name}", text]
     if resume_from:
         argv += ["--resume_from", resume_from]
     return argv
+
+
+def _is_number(text: str) -> bool:
+    # argparse's own test for a negative number that is a value, not a flag ('-1' yes, '-inf' no).
+    return re.fullmatch(r"-\d+|-\d*\.\d+", text) is not None
 
 
 def launch_env(kind: str, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -116,13 +126,21 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
     (prep.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
     (prep.run_dir / "command.json").write_text(json.dumps({"argv": prep.argv}, indent=2))
     # The row exists before any process does: no process runs that the store does not know about.
-    store.create_run({
+    row = {
         "id": prep.run_id, "kind": kind, "name": cfg.run_name or prep.run_id, "status": "running",
         "created_at": time.time(), "config": cfg.to_dict(), "command": prep.argv, "run_dir": str(prep.run_dir),
         "output_dir": prep.output_dir, "model": cfg.model_name_or_path, "devices": prep.devices,
         "world_size": prep.nprocs * cfg.nnodes, "nnodes": cfg.nnodes, "host": os.uname().nodename,
         "resumed_from": prep.resume_from, "parent_run": prep.parent_run, **prep.extra, **(extra or {}),
-    })
+    }
+    try:
+        store.create_run(row)
+    except BaseException:
+        # A store that fails now (damaged further in than its header) must not leave a run folder behind.
+        shutil.rmtree(prep.run_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            prep.run_dir.parent.rmdir()  # only when empty
+        raise
     log = open(prep.run_dir / "launcher.log", "ab")
     try:
         proc = subprocess.Popen(
@@ -215,16 +233,37 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     sel = devices.parse_devices(spec, report)
     data_dir = str(data.resolve_data_dir(cfg.data_dir, progress=progress))
     data.validate_dir(data_dir)
-    model_dir = str(models.resolve_model(cfg.model_name_or_path, progress=progress))
+    # Absolute paths: the ranks start in the run folder, not where the user typed the command.
+    model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
+    custom_output = str(check_output_dir(cfg.output_dir)) if cfg.output_dir else None
     run_id = new_run_id()
     run_dir = make_run_dir(runs_root, run_id)
-    output_dir = cfg.output_dir or str(run_dir / "checkpoints")
+    output_dir = custom_output or str(run_dir / "checkpoints")
     argv = launch_argv(cfg, run_dir, model_dir, str(Path(data_dir).resolve()), output_dir,
                        sel.kind, sel.ids, sel.nprocs, resume_from=resume_from)
     devices_text = f"{sel.kind}:{','.join(map(str, sel.ids))}" if sel.kind == "gpu" else f"cpu:{sel.nprocs}"
     return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=launch_env(sel.kind),
                     model_dir=model_dir, data_dir=data_dir, output_dir=output_dir, devices=devices_text,
                     nprocs=sel.nprocs, resume_from=resume_from, parent_run=parent_run)
+
+
+def check_output_dir(output_dir: str) -> Path:
+    """The absolute output folder, if the ranks will be able to create and write it; else a LaunchError.
+
+    Checked before launch so a bad path fails in a second with exit 2, not after the model loaded. Tests run
+    as root, where permission bits do not stop writes; a path under a regular file or a read-only mount
+    does fail, and so does this check.
+    """
+    p = Path(os.path.abspath(Path(output_dir).expanduser()))
+    fix = "Pass --output_dir a writable folder, or leave it empty for runs/<run-id>/checkpoints"
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise LaunchError(f"output_dir {p}: {probe} is a file, not a folder. {fix}")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise LaunchError(f"output_dir {p}: {probe} is not writable. {fix}")
+    return p
 
 
 def check_master_port(master: str) -> None:

@@ -67,6 +67,23 @@ SCHEMA = [
 RUN_JSON_FIELDS = ("config", "command", "versions", "device_info", "alerts")
 
 
+def _retry_locked(fn: Any, timeout: float = 30.0) -> Any:
+    """Run ``fn`` again while SQLite says 'database is locked', up to ``timeout`` seconds.
+
+    Switching a database to WAL, and the first read of a WAL database whose -shm another process is
+    building, take a lock for which SQLite does not call the busy handler: 5 processes opening one
+    runs.db at once got "database is locked" here (tests/faults/test_fault_store.py).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """One connection to runs.db. Cheap to open; open one per thread."""
 
@@ -82,15 +99,18 @@ class Store:
                                    check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 30000")
             # Read only until we know the file is ours: switching to WAL rewrites the header.
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            tables = {r[0] for r in _retry_locked(
+                lambda: conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall())}
         except sqlite3.DatabaseError as e:
+            if "locked" in str(e):
+                raise StoreError(f"{self.path} stayed locked by another process for 30 s; try again") from None
             raise StoreError(
                 f"{self.path} is not a usable gpt2-tui database ({e}). It was left untouched; "
                 f"move it aside or pass --db PATH (or set {DB_ENV}) to use another file."
             ) from None
         self.conn = conn
         self._check_ours(tables)
-        conn.execute("PRAGMA journal_mode = WAL")
+        _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
         conn.execute("PRAGMA synchronous = NORMAL")
         # sqlite_utils imports pandas when it is installed (~0.5 s): only pay it when a store opens.
         import sqlite_utils
@@ -217,7 +237,11 @@ class Store:
             logs: list[tuple[Any, ...]] = []
             health: list[tuple[Any, ...]] = []
             last_t = None
-            for ev in events:
+            for raw_ev in events:
+                ev = well_formed(raw_ev)
+                if ev is None:  # parses, but lies about a field a table needs: a bad line, not a crash
+                    bad_lines += 1
+                    continue
                 last_t = ev.get("t", last_t)
                 typ = ev["type"]
                 if typ == "step":
@@ -358,6 +382,48 @@ class Store:
 
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# Event fields that ingest binds to a table column as they are: each must be a scalar (or absent).
+_COLUMN_FIELDS = frozenset({"step", "epoch", "path", "level", "rank", "host", "local_rank", "device", "mem_bytes",
+                            "samples", "world_size", "total_steps", "samples_per_epoch", "nnodes", "checkpoint",
+                            "eval_path", "eval_sha", "mode", "n"})
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _scalars(d: dict[str, Any]) -> dict[str, Any]:
+    """A column field holding a list or an object becomes None (SQLite cannot bind it)."""
+    return {k: None if k in _COLUMN_FIELDS and v is not None and not isinstance(v, (int, float, str)) else v
+            for k, v in d.items()}
+
+
+def well_formed(ev: dict[str, Any]) -> dict[str, Any] | None:
+    """An event whose fields fit the tables (odd column values made None), or None when it cannot be stored.
+
+    core.events.parse_line checks the envelope (v, seq, t, type); this checks what ingest needs: a step
+    number on step and checkpoint events, a path on checkpoints, whole numbers for ranks.
+    """
+    typ = ev["type"]
+    if typ in ("step", "checkpoint") and not _is_int(ev.get("step")):
+        return None
+    if typ == "checkpoint" and not isinstance(ev.get("path"), str):
+        return None
+    if typ in ("heartbeat", "ranks") and "step" in ev and not _is_int(ev["step"]):
+        return None
+    if typ == "eval" and ev.get("step") is not None and not _is_int(ev["step"]):
+        return None
+    if typ == "heartbeat" and "rank" in ev and not _is_int(ev["rank"]):
+        return None
+    if typ == "ranks" and not isinstance(ev.get("ranks", []), (list, type(None))):
+        return None
+    out = _scalars(ev)
+    if typ == "ranks":
+        out["ranks"] = [_scalars(r) for r in ev.get("ranks") or []
+                        if isinstance(r, dict) and _is_int(r.get("rank", 0))]
+    return out
 
 
 def eval_key(checkpoint: str, eval_sha: str, mode: str) -> str:

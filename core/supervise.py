@@ -22,7 +22,12 @@ import psutil
 
 from core.procs import end_processes, run_processes
 
-POLL_S = 0.25
+# A killed rank stays a zombie until the launcher reaps it (seconds): polling at 0.1 s sees the order in
+# which ranks die, and the zombie's exit status says how (SIGKILL, abort, exit 1).
+POLL_S = 0.1
+# What a rank's log ends with when it died only because a peer did: it is a victim, not the cause.
+PEER_FAILURE_MARKERS = ("Connection reset by peer", "Connection closed by peer", "gloo::IoException",
+                        "pair_rank", "Broken pipe", "EnforceNotMet: Connection")
 # After the launcher exits, ranks it left behind (it was SIGKILLed, say) get this long after SIGTERM.
 ORPHAN_GRACE_S = 5.0
 
@@ -34,6 +39,50 @@ def _rank_of(proc: psutil.Process) -> int | None:
         return None
     rank = env.get("PADDLE_TRAINER_ID")
     return int(rank) if rank and rank.isdigit() else None
+
+
+def exit_status(pid: int) -> int | None:
+    """A zombie's exit status in waitpid form (/proc/PID/stat field 52, Linux >= 3.5); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+        if fields[0] != b"Z":
+            return None
+        return int(fields[49])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def describe_status(status: int | None) -> str:
+    """waitpid status -> 'killed by SIGKILL' / 'exit code 1'."""
+    if status is None:
+        return "exit status unknown"
+    if status & 0x7F:
+        sig = status & 0x7F
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = f"signal {sig}"
+        return f"killed by {name}" + (" (core dumped)" if status & 0x80 else "")
+    return f"exit code {(status >> 8) & 0xFF}"
+
+
+def _is_victim(run_dir: Path, rank: int) -> bool:
+    """True when rank's log ends with a peer's failure (it died because another rank did)."""
+    try:
+        with open(run_dir / "logs" / f"workerlog.{rank}", "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 8192))
+            tail = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return any(m in tail for m in PEER_FAILURE_MARKERS)
+
+
+def blame(run_dir: Path, dead: list[dict]) -> dict:
+    """Of ranks seen dead in the same poll, the one that caused it: not a victim of a peer, else the first."""
+    causes = [d for d in dead if not _is_victim(run_dir, d["rank"])]
+    return (causes or dead)[0]
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -53,24 +102,38 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                                                        signal.signal(signal.SIGHUP, signal.SIG_DFL)))
     _write_json(run_dir / "supervisor.json", {"pid": os.getpid(), "launcher_pid": child.pid, "t": started})
     ranks: dict[int, int] = {}  # pid -> rank
+    finished: set[int] = set()  # ranks seen exiting 0
     first_dead: dict | None = None
     launcher = psutil.Process(child.pid)
+    polls = 0
     while child.poll() is None:
-        try:
-            kids = launcher.children(recursive=True)
-        except psutil.Error:
-            kids = []
-        alive = {k.pid for k in kids}
-        for k in kids:
-            if k.pid not in ranks:
-                r = _rank_of(k)
-                if r is not None:
-                    ranks[k.pid] = r
+        if not ranks or polls % 10 == 0:  # new ranks appear at start; scanning for them costs ~2 ms
+            try:
+                kids = launcher.children()  # the ranks are the launcher's own children (subprocess.Popen)
+            except psutil.Error:
+                kids = []
+            for k in kids:
+                if k.pid not in ranks:
+                    r = _rank_of(k)
+                    if r is not None:
+                        ranks[k.pid] = r
+        polls += 1
         if first_dead is None:
+            # A zombie with a bad status, or a rank already reaped, died; one that exited 0 finished.
+            dead = []
             for pid, r in ranks.items():
-                if pid not in alive and child.poll() is None:
-                    first_dead = {"rank": r, "pid": pid, "t": time.time()}
-                    break
+                if pid in finished:
+                    continue
+                status = exit_status(pid)
+                if status == 0:
+                    finished.add(pid)
+                elif status is not None or not psutil.pid_exists(pid):
+                    dead.append({"rank": r, "pid": pid, "t": time.time(), "status": status,
+                                 "how": describe_status(status)})
+            if dead and child.poll() is None:
+                first_dead = blame(run_dir, dead)
+                if len(dead) > 1:
+                    first_dead["seen_with"] = [d["rank"] for d in dead if d is not first_dead]
         time.sleep(POLL_S)
     code = child.returncode
     # Ranks live in sessions of their own: a launcher killed hard leaves them running. End them.
@@ -78,6 +141,7 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                             grace=ORPHAN_GRACE_S)
     _write_json(run_dir / "exit.json", {
         "returncode": code, "t": time.time(), "first_dead": first_dead,
+        "launcher": describe_status(-code if code < 0 else code << 8),
         "ranks": {str(r): p for p, r in ranks.items()}, "orphans_ended": orphans,
     })
     return 0

@@ -113,7 +113,9 @@ def test_stop_saves_a_checkpoint_and_leaves_no_process(tmp_path):
 def _processes_naming(run_dir: str, pgid: int) -> list:
     """Any process of the run: in its group, or with the run folder in its argv (ranks run in own sessions)."""
     left = []
-    for p in psutil.process_iter(["cmdline"]):
+    for p in psutil.process_iter(["cmdline", "status"]):
+        if p.info["status"] == psutil.STATUS_ZOMBIE:  # exited; PID 1 here reaps late
+            continue
         try:
             if os.getpgid(p.pid) == pgid or any(run_dir in a for a in p.info["cmdline"] or []):
                 left.append(p)

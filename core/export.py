@@ -1,0 +1,140 @@
+"""Runs as records, tables, CSV and JSON: what ``gpt2-tui show/runs/export`` print and the dashboard saves.
+
+One place for the shapes, so a file saved from the history screen and one written by
+``gpt2-tui export`` are the same file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from core.store import Store
+
+FORMATS = ("csv", "json")
+# The runs table, column by column (CSV header order). ``started`` is when the run was launched.
+TABLE_FIELDS = ("id", "name", "status", "model", "devices", "steps", "total_steps", "final_loss", "best_accuracy",
+                "mean_samples_per_s", "duration_s", "created_at", "started_at", "ended_at")
+RUN_CSV_HEADER = ("run_id", "kind", "step", "epoch", "loss", "lr", "samples_per_s", "tokens_per_s", "accuracy",
+                  "n", "path")
+RECORD_KEYS = ("id", "name", "kind", "status", "config", "command", "exit_code", "error", "run_dir", "output_dir",
+               "model", "devices", "world_size", "nnodes", "total_steps", "created_at", "started_at", "ended_at",
+               "last_event_at", "versions", "device_info", "bad_lines", "resumed_from", "parent_run", "pgid")
+
+
+class ExportError(ValueError):
+    """The export cannot be written where asked; the message says why."""
+
+
+def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
+    """One run with its steps, evals, checkpoints and summary (what `show --json` prints)."""
+    rid = run["id"]
+    steps = [{"step": m["step"], "epoch": m["epoch"], "loss": m["loss"], "lr": m["lr"],
+              "samples_per_s": m["samples_per_s"], "tokens_per_s": m["tokens_per_s"]}
+             for m in store.metrics(rid)]
+    evals = [{"step": e["step"], "accuracy": e["accuracy"], "loss": e["loss"], "n": e["n"], "mode": e["mode"],
+              "source": e["source"], "checkpoint": e["checkpoint"], "eval_path": e["eval_path"]}
+             for e in store.evals(rid)]
+    ckpts = [{"step": c["step"], "path": c["path"]} for c in store.checkpoints(rid)]
+    rec = {k: run.get(k) for k in RECORD_KEYS}
+    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid))
+    return rec
+
+
+def run_csv(rec: dict[str, Any]) -> str:
+    """A run record as one CSV: a row per logged step, per eval and per checkpoint."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(RUN_CSV_HEADER)
+    for m in rec["steps"]:
+        w.writerow([rec["id"], "step", m["step"], m["epoch"], m["loss"], m["lr"], m["samples_per_s"],
+                    m["tokens_per_s"], "", "", ""])
+    for e in rec["evals"]:
+        w.writerow([rec["id"], "eval", e["step"], "", e["loss"], "", "", "", e["accuracy"], e["n"],
+                    e["checkpoint"] or ""])
+    for c in rec["checkpoints"]:
+        w.writerow([rec["id"], "checkpoint", c["step"], "", "", "", "", "", "", "", c["path"]])
+    return buf.getvalue()
+
+
+def run_text(rec: dict[str, Any], fmt: str) -> str:
+    return json.dumps(rec, indent=2, default=str) + "\n" if fmt == "json" else run_csv(rec)
+
+
+def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
+    """Wall time from start to end; a running run counts up to ``now``."""
+    start = run.get("started_at") or run.get("created_at")
+    if start is None:
+        return None
+    end = run.get("ended_at")
+    if end is None:
+        end = (time.time() if now is None else now) if run.get("status") == "running" else run.get("last_event_at")
+    return None if end is None else max(0.0, float(end) - float(start))
+
+
+def table_row(store: Store, run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    s = store.summary(run["id"])
+    return {"id": run["id"], "name": run["name"], "status": run["status"], "model": run["model"],
+            "devices": run["devices"], "steps": s["last_step"], "total_steps": run["total_steps"],
+            "final_loss": s["final_loss"], "best_accuracy": s["best_accuracy"],
+            "mean_samples_per_s": s["mean_samples_per_s"], "duration_s": duration_s(run, now),
+            "created_at": run["created_at"], "started_at": run["started_at"], "ended_at": run["ended_at"],
+            "run_dir": run["run_dir"]}
+
+
+def runs_table(store: Store, status: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+    """Training runs, newest first, one summary row each (what `runs --json` prints)."""
+    return [table_row(store, r, now) for r in store.list_runs(status=status)]
+
+
+def table_text(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{k: r.get(k) for k in TABLE_FIELDS} for r in rows], indent=2, default=str) + "\n"
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=TABLE_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: "" if r.get(k) is None else r.get(k) for k in TABLE_FIELDS})
+    return buf.getvalue()
+
+
+def format_for(path: str | os.PathLike[str], default: str | None = None) -> str:
+    """csv or json from the file's suffix; ``default`` when it has neither."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in FORMATS:
+        return suffix
+    if default in FORMATS:
+        return default
+    raise ExportError(f"{path}: name the file .csv or .json")
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write whole or not at all: a temp file in the same folder, renamed into place. Returns the path."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ExportError(f"{p} is a folder; give a file name")
+    if not p.parent.is_dir():
+        raise ExportError(f"{p.parent}: no such folder")
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p.resolve()
+
+
+def export_run(store: Store, run: dict[str, Any], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+    return write_text(path, run_text(run_record(store, run), fmt or format_for(path)))
+
+
+def export_table(rows: list[dict[str, Any]], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+    return write_text(path, table_text(rows, fmt or format_for(path)))

@@ -7,10 +7,7 @@ subcommands import what they need when they run.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
-import math
 import os
 import sqlite3
 import sys
@@ -19,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import PRESETS, ConfigError, RunConfig, load_toml
+from core.export import ExportError, run_record, run_text, runs_table, to_json, write_text
 from core.store import DB_ENV, Store, StoreError, default_db_path
 
 EXIT_USER_ERROR = 2
@@ -135,39 +133,6 @@ def config_from_args(args: argparse.Namespace, report: Any = None) -> RunConfig:
             merged["nnodes"] = 2
     cfg = RunConfig.from_dict(merged, source=args.config or "flags")
     return cfg.check()
-
-
-def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
-    """The object `show --json` prints."""
-    rid = run["id"]
-    steps = [{"step": m["step"], "epoch": m["epoch"], "loss": m["loss"], "lr": m["lr"],
-              "samples_per_s": m["samples_per_s"], "tokens_per_s": m["tokens_per_s"]}
-             for m in store.metrics(rid)]
-    evals = [{"step": e["step"], "accuracy": e["accuracy"], "loss": e["loss"], "n": e["n"], "mode": e["mode"],
-              "source": e["source"], "checkpoint": e["checkpoint"], "eval_path": e["eval_path"]}
-             for e in store.evals(rid)]
-    ckpts = [{"step": c["step"], "path": c["path"]} for c in store.checkpoints(rid)]
-    keys = ("id", "name", "kind", "status", "config", "command", "exit_code", "error", "run_dir", "output_dir",
-            "model", "devices", "world_size", "nnodes", "total_steps", "created_at", "started_at", "ended_at",
-            "last_event_at", "versions", "device_info", "bad_lines", "resumed_from", "parent_run", "pgid")
-    rec = {k: run.get(k) for k in keys}
-    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid), scaling=store.scaling(rid),
-               ranks=store.rank_health(rid))
-    return rec
-
-
-def to_json(obj: Any, indent: int | None = None) -> str:
-    """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), default=str, indent=indent)
 
 
 def fmt_time(t: float | None) -> str:
@@ -308,15 +273,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
     store = open_store(args)
     reconcile_all(store)
-    runs = store.list_runs(status=args.status)
-    rows = []
-    for r in runs:
-        s = store.summary(r["id"])
-        rows.append({"id": r["id"], "name": r["name"], "status": r["status"], "model": r["model"],
-                     "devices": r["devices"], "steps": s["last_step"], "total_steps": r["total_steps"],
-                     "final_loss": s["final_loss"], "best_accuracy": s["best_accuracy"],
-                     "mean_samples_per_s": s["mean_samples_per_s"], "created_at": r["created_at"],
-                     "ended_at": r["ended_at"]})
+    rows = runs_table(store, status=args.status)
     if args.json:
         print(to_json(rows))
         return 0
@@ -393,26 +350,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     store = open_store(args)
     run = need_run(store, args.run)
-    rec = run_record(store, run)
-    if args.format == "json":
-        text = to_json(rec, indent=2)
-    else:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["run_id", "kind", "step", "epoch", "loss", "lr", "samples_per_s", "tokens_per_s", "accuracy",
-                    "n", "path"])
-        for m in rec["steps"]:
-            w.writerow([rec["id"], "step", m["step"], m["epoch"], m["loss"], m["lr"], m["samples_per_s"],
-                        m["tokens_per_s"], "", "", ""])
-        for e in rec["evals"]:
-            w.writerow([rec["id"], "eval", e["step"], "", e["loss"], "", "", "", e["accuracy"], e["n"],
-                        e["checkpoint"] or ""])
-        for c in rec["checkpoints"]:
-            w.writerow([rec["id"], "checkpoint", c["step"], "", "", "", "", "", "", "", c["path"]])
-        text = buf.getvalue()
+    text = run_text(run_record(store, run), args.format)
     if args.output:
-        Path(args.output).write_text(text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        path = write_text(args.output, text)
+        print(f"wrote {path}", file=sys.stderr)
     else:
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -484,7 +425,7 @@ COMMANDS = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "stop": cmd_
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Every exception type that means 'the user asked for something wrong' (exit 2, no traceback)."""
-    errs: list[type[BaseException]] = [UserError, ConfigError, StoreError]
+    errs: list[type[BaseException]] = [UserError, ConfigError, StoreError, ExportError]
     for mod, name in (("core.data", "DataError"), ("core.models", "ModelError"), ("core.devices", "DeviceError"),
                       ("core.launch", "LaunchError")):
         try:

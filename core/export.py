@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -43,8 +44,23 @@ def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
              for e in store.evals(rid)]
     ckpts = [{"step": c["step"], "path": c["path"]} for c in store.checkpoints(rid)]
     rec = {k: run.get(k) for k in RECORD_KEYS}
-    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid))
+    rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid), scaling=store.scaling(rid),
+               ranks=store.rank_health(rid))
     return rec
+
+
+def to_json(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), default=str, indent=indent)
 
 
 def run_csv(rec: dict[str, Any]) -> str:
@@ -64,7 +80,7 @@ def run_csv(rec: dict[str, Any]) -> str:
 
 
 def run_text(rec: dict[str, Any], fmt: str) -> str:
-    return json.dumps(rec, indent=2, default=str) + "\n" if fmt == "json" else run_csv(rec)
+    return to_json(rec, indent=2) + "\n" if fmt == "json" else run_csv(rec)
 
 
 def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
@@ -95,7 +111,7 @@ def runs_table(store: Store, status: str | None = None, now: float | None = None
 
 def table_text(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([{k: r.get(k) for k in TABLE_FIELDS} for r in rows], indent=2, default=str) + "\n"
+        return to_json([{k: r.get(k) for k in TABLE_FIELDS} for r in rows], indent=2) + "\n"
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=TABLE_FIELDS, extrasaction="ignore")
     w.writeheader()

@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=["csv", "json"], default="json")
     e.add_argument("-o", "--output", help="file to write (default: standard output)")
 
+    at = sub.add_parser("attach", help="open the dashboard on a run's live screen")
+    at.add_argument("run", help="run id, id prefix, name or 'last'")
+
     ev = sub.add_parser(
         "eval", help="evaluate a checkpoint on an SST-2 split and store the accuracy",
         description="Evaluate a run's checkpoint (or any checkpoint folder, PaddleNLP run_glue's included). "
@@ -438,12 +441,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command in (None, "attach"):
         if args.db:
             os.environ[DB_ENV] = args.db
         from importlib import import_module
 
-        return int(import_module("tui.app").main() or 0)
+        dashboard = import_module("tui.app")  # the only place core reaches for the UI, and only by name
+        return int(dashboard.main(attach=getattr(args, "run", None)) or 0)
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:

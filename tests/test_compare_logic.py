@@ -1,0 +1,149 @@
+"""Pure logic of the history/compare/results screens, and core.export: no Textual app needed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from core.config import SAMPLE_DATA_DIR
+from core.export import ExportError, format_for, table_text, write_text
+from tui.compare_logic import Ema, config_diff, default_eval_file, filter_rows, results_rows, sort_rows
+
+
+def rows():
+    return [
+        {"id": "r1", "name": "baseline", "status": "finished", "model": "gpt2-tiny", "devices": "cpu:2",
+         "final_loss": 0.4, "best_accuracy": 0.8, "created_at": 100.0, "steps": 40},
+        {"id": "r2", "name": "Higher-LR", "status": "failed", "model": "gpt2-medium-en", "devices": "gpu:0,1",
+         "final_loss": None, "best_accuracy": None, "created_at": 300.0, "steps": 3},
+        {"id": "r3", "name": "again", "status": "finished", "model": "gpt2-tiny", "devices": "cpu:1",
+         "final_loss": 0.3, "best_accuracy": 0.7, "created_at": 200.0, "steps": 40},
+    ]
+
+
+# ---------------------------------------------------------------------------- config diff
+def test_config_diff_lists_exactly_the_fields_that_differ():
+    a = {"learning_rate": 3e-3, "seed": 42, "num_train_epochs": 3.0, "run_name": "a", "devices": "cpu:2"}
+    b = {"learning_rate": 5e-3, "seed": 42, "num_train_epochs": 3, "run_name": "b", "devices": "cpu:2"}
+    c = {"learning_rate": 3e-3, "seed": 42, "num_train_epochs": 3.0, "run_name": "c", "devices": "cpu:2"}
+    diff = config_diff({"A": a, "B": b, "C": c})
+    assert diff == [("learning_rate", {"A": 3e-3, "B": 5e-3, "C": 3e-3}), ("run_name", {"A": "a", "B": "b", "C": "c"})]
+
+
+def test_config_diff_missing_keys_and_identical_configs():
+    assert config_diff({"A": {"x": 1}, "B": {"x": 1}}) == []
+    assert config_diff({"A": {"x": 1, "new": True}, "B": {"x": 1}}) == [("new", {"A": True, "B": None})]
+    assert config_diff({"A": None, "B": {"x": 1}}) == [("x", {"A": None, "B": 1})]
+    # False and 0 are not the same setting as a missing key
+    assert [f for f, _ in config_diff({"A": {"amp": False}, "B": {}})] == ["amp"]
+
+
+# ---------------------------------------------------------------------------- table
+def test_sort_rows_by_column_missing_values_last_both_ways():
+    assert [r["id"] for r in sort_rows(rows())] == ["r2", "r3", "r1"]  # newest first
+    assert [r["id"] for r in sort_rows(rows(), "final_loss", descending=False)] == ["r3", "r1", "r2"]
+    assert [r["id"] for r in sort_rows(rows(), "final_loss", descending=True)] == ["r1", "r3", "r2"]
+    assert [r["id"] for r in sort_rows(rows(), "name", descending=False)] == ["r3", "r1", "r2"]  # any case
+    with pytest.raises(KeyError):
+        sort_rows(rows(), "nope")
+
+
+def test_sort_is_stable_and_nan_counts_as_missing():
+    rs = rows()
+    rs[0]["final_loss"] = float("nan")
+    assert [r["id"] for r in sort_rows(rs, "final_loss")] == ["r3", "r1", "r2"]
+    assert [r["id"] for r in sort_rows(rs, "steps")] == ["r1", "r3", "r2"]  # ties keep their order
+
+
+def test_filter_rows_by_words_and_status():
+    assert [r["id"] for r in filter_rows(rows(), "GPU")] == ["r2"]
+    assert [r["id"] for r in filter_rows(rows(), "tiny cpu:1")] == ["r3"]
+    assert [r["id"] for r in filter_rows(rows(), "", "finished")] == ["r1", "r3"]
+    assert [r["id"] for r in filter_rows(rows(), "base", "failed")] == []
+    assert len(filter_rows(rows(), "  ", "all")) == 3
+
+
+# ---------------------------------------------------------------------------- curves
+def test_ema_is_debiased_skips_nonfinite_and_resumes():
+    xs, ys = list(range(1, 7)), [1.0, 1.0, float("nan"), 1.0, 3.0, 3.0]
+    ex, ey = Ema(0.9).feed(xs, ys)
+    assert list(ex) == [1, 2, 4, 5, 6] and ey[0] == pytest.approx(1.0) and ey[2] == pytest.approx(1.0)
+    assert 1.0 < ey[3] < 3.0
+    half = Ema(0.9)
+    a = half.feed(xs[:3], ys[:3])[1]
+    b = half.feed(xs[3:], ys[3:])[1]
+    assert np.allclose(np.concatenate([a, b]), ey)
+
+
+# ---------------------------------------------------------------------------- results
+def test_results_rows_attach_evals_to_checkpoints_and_star_the_best(tmp_path):
+    c10, c20 = str(tmp_path / "checkpoint-10"), str(tmp_path / "checkpoint-20")
+    ckpts = [{"step": 10, "path": c10}, {"step": 20, "path": c20}]
+    evals = [
+        {"id": "t5", "source": "train", "step": 5, "accuracy": 0.9, "mode": "classify", "t": 1.0},  # no checkpoint
+        {"id": "t10", "source": "train", "step": 10, "accuracy": 0.7, "mode": "classify", "t": 2.0},
+        # launched on checkpoint-20 by path, though the evaluator reported another step
+        {"id": "e1", "source": "eval", "step": None, "checkpoint": tmp_path / "x/../checkpoint-20",
+         "accuracy": 0.75, "mode": "cloze", "t": 4.0},
+        {"id": "e2", "source": "eval", "step": 10, "checkpoint": "/elsewhere/ckpt", "accuracy": 0.72,
+         "mode": "classify", "t": 5.0},  # another folder, but the step matches: it is shown under step 10
+    ]
+    evals[2]["checkpoint"] = str(evals[2]["checkpoint"])
+    out = results_rows(ckpts, evals)
+    assert [(r.key, r.step, r.checkpoint) for r in out] == [
+        ("t5", 5, None), ("t10", 10, c10), ("e2", 10, c10), ("e1", 20, c20)]
+    # The 0.9 at step 5 has no checkpoint, so it cannot be the best checkpoint: 0.75 at step 20 is.
+    assert [r.key for r in out if r.best] == ["e1"]
+
+
+def test_results_rows_checkpoint_without_evals_and_ties():
+    ckpts = [{"step": 1, "path": "/c/1"}, {"step": 2, "path": "/c/2"}, {"step": 3, "path": "/c/3"}]
+    evals = [{"id": "a", "source": "train", "step": 1, "accuracy": 0.8, "t": 1},
+             {"id": "b", "source": "train", "step": 2, "accuracy": 0.8, "t": 2},
+             {"id": "c", "source": "train", "step": 3, "accuracy": math.nan, "t": 3}]
+    out = results_rows(ckpts, evals)
+    assert [r.key for r in out if r.best] == ["b"]  # a tie goes to the later checkpoint, like --checkpoint best
+    assert results_rows(ckpts[:1], [])[0].key == "ckpt:1" and not results_rows(ckpts[:1], [])[0].best
+
+
+def test_default_eval_file_never_downloads(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPNLP_HOME", str(tmp_path / "home"))
+    assert default_eval_file({"command": ["x", "--data_dir", "/data/sst2", "--seed", "1"]}) == "/data/sst2/dev.tsv"
+    assert default_eval_file({"config": {"data_dir": "sample"}}) == str(SAMPLE_DATA_DIR / "dev.tsv")
+    assert default_eval_file({"config": {"data_dir": "glue"}}) == str(tmp_path / "home/datasets/Glue/SST-2/dev.tsv")
+    assert default_eval_file({"config": {"data_dir": "/d"}}) == "/d/dev.tsv"
+    assert not (tmp_path / "home").exists()
+
+
+def test_pure_modules_import_without_textual():
+    import subprocess
+
+    code = "import tui.compare_logic, core.export, sys; print('textual' in sys.modules, 'paddle' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+# ---------------------------------------------------------------------------- export
+def test_format_for_and_table_text():
+    assert format_for("a/b.CSV") == "csv" and format_for("x.json") == "json" and format_for("x", "json") == "json"
+    with pytest.raises(ExportError):
+        format_for("x.txt")
+    rs = rows()
+    got = list(csv.DictReader(io.StringIO(table_text(rs, "csv"))))
+    assert [r["id"] for r in got] == ["r1", "r2", "r3"] and got[1]["final_loss"] == ""
+    assert json.loads(table_text(rs, "json"))[0]["best_accuracy"] == 0.8
+
+
+def test_write_text_is_whole_or_nothing(tmp_path):
+    p = write_text(tmp_path / "a.csv", "x,y\n")
+    assert p.read_text() == "x,y\n" and list(tmp_path.iterdir()) == [p]
+    with pytest.raises(ExportError):
+        write_text(tmp_path / "missing" / "a.csv", "x")
+    with pytest.raises(ExportError):
+        write_text(tmp_path, "x")

@@ -1,0 +1,113 @@
+"""tui.preflight and tui.command: the checklist and the previewed command, without Textual."""
+
+from __future__ import annotations
+
+import shlex
+from collections import namedtuple
+
+import pytest
+
+from core.config import RunConfig, offline_preset, reference_preset
+from core.devices import DeviceError
+from tui import preflight
+from tui.command import RUN_ID_PLACEHOLDER, preview_argv, preview_text
+from tui.preflight import FAIL, OK, WARN, blocking, run_preflight, summary_line
+from tui.testing import fake_report
+
+Usage = namedtuple("Usage", "total used free")
+
+
+@pytest.fixture(autouse=True)
+def _empty_paddlenlp_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PPNLP_HOME", str(tmp_path / "ppnlp"))  # nothing downloaded
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def idle_cpu_report():
+    report = fake_report(1, gpus=0)
+    report.cpu.load_per_core = [5.0] * len(report.cpu.load_per_core)
+    return report
+
+
+def test_offline_preset_passes_on_cpu(tmp_path):
+    checks = by_name(run_preflight(offline_preset(), tmp_path / "runs", idle_cpu_report()))
+    assert checks["data"].status == OK and "train" in checks["data"].detail
+    assert checks["model"].status == OK and "locally" in checks["model"].detail
+    assert checks["disk"].status == OK
+    assert checks["devices"].status == OK and "2 CPU process" in checks["devices"].detail
+    busy = fake_report(1, gpus=0)
+    busy.cpu.load_per_core = [95.0] * 8
+    assert preflight.check_devices(offline_preset(), busy).status == WARN
+
+
+def test_reference_preset_warns_about_downloads_and_busy_gpus(tmp_path):
+    checks = by_name(run_preflight(reference_preset(), tmp_path / "runs", fake_report(1, gpus=2)))
+    assert checks["data"].status == WARN and "not downloaded" in checks["data"].detail
+    assert checks["model"].status == WARN and "1.4 GB" in checks["model"].detail
+    assert checks["devices"].status == WARN and "in use" in checks["devices"].detail  # the fake GPUs are busy
+    assert not blocking(list(checks.values()))
+    assert summary_line(list(checks.values())).startswith("ready, 3 warning")
+
+
+def test_bad_data_folder_fails_with_the_reason(tmp_path):
+    bad = tmp_path / "sst2"
+    bad.mkdir()
+    (bad / "train.tsv").write_text("sentence\tlabel\nfine\t1\n")
+    cfg = offline_preset().replace(data_dir=str(bad))
+    c = preflight.check_data(cfg)
+    assert c.status == FAIL and "dev.tsv" in c.detail
+
+
+def test_unknown_model_fails_and_names_the_known_ones(tmp_path):
+    c = preflight.check_model(offline_preset().replace(model_name_or_path=str(tmp_path / "nope")))
+    assert c.status == FAIL and "does not exist" in c.detail
+
+
+def test_disk_space_for_checkpoints(tmp_path, monkeypatch):
+    cfg = reference_preset()
+    ckpt = preflight.checkpoint_bytes(cfg)
+    assert 4.0e9 < ckpt < 4.6e9  # 354.9 M parameters x 12 bytes (weights + two AdamW moments)
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, ckpt // 2))
+    assert preflight.check_disk(cfg, tmp_path).status == FAIL
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, int(1.5 * ckpt) + int(1.4e9)))
+    assert preflight.check_disk(cfg, tmp_path).status == WARN
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, 10**12))
+    assert preflight.check_disk(cfg, tmp_path).status == OK
+
+
+def test_devices_that_do_not_exist_fail(tmp_path):
+    report = fake_report(1, gpus=2)
+    c = preflight.check_devices(offline_preset().replace(devices="gpu:5"), report)
+    assert c.status == FAIL and "GPU 5 does not exist" in c.detail
+    c = preflight.check_devices(offline_preset().replace(devices="gpu:0"), fake_report(1, gpus=0))
+    assert c.status == FAIL and "none was found" in c.detail
+    assert preflight.check_devices(offline_preset(), None).status == WARN
+
+
+def test_a_crashing_check_is_a_failed_check(tmp_path, monkeypatch):
+    def boom(cfg):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(preflight, "check_model", boom)
+    checks = by_name(run_preflight(offline_preset(), tmp_path, fake_report(1, gpus=0)))
+    assert checks["model"].status == FAIL and "disk on fire" in checks["model"].detail
+
+
+def test_preview_is_launch_argv_shell_quoted(tmp_path):
+    cfg = offline_preset().replace(run_name="it's mine")
+    argv = preview_argv(cfg, tmp_path / "runs", fake_report(1, gpus=0))
+    assert argv[1:3] == ["-m", "paddle.distributed.launch"]
+    assert argv[argv.index("--nproc_per_node") + 1] == "2"
+    assert argv[argv.index("--run_dir") + 1] == str((tmp_path / "runs").resolve() / RUN_ID_PLACEHOLDER)
+    text = preview_text(cfg, tmp_path / "runs", fake_report(1, gpus=0))
+    assert shlex.split(text) == argv  # pasteable: quoting round-trips, the name with a quote included
+    gpu = preview_argv(reference_preset().replace(devices="gpu:1"), tmp_path, fake_report(1, gpus=2))
+    assert gpu[gpu.index("--devices") + 1] == "1"
+
+
+def test_preview_refuses_devices_that_cannot_be_had(tmp_path):
+    with pytest.raises(DeviceError):
+        preview_argv(RunConfig(devices="gpu:0"), tmp_path, fake_report(1, gpus=0))

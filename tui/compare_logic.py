@@ -1,0 +1,213 @@
+"""The logic behind the history, compare and results screens. Pure: no Textual, no store access.
+
+Rows are the dicts of ``core.export.runs_table``; evals and checkpoints are the store's rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATUS_FILTERS = ("all", "running", "finished", "failed", "stopped", "lost")
+# Sortable columns of the runs table: key -> header label. "started" is the launch time (created_at).
+SORT_COLUMNS = {
+    "status": "status", "name": "name", "model": "model", "devices": "devices", "steps": "steps",
+    "final_loss": "final loss", "best_accuracy": "best acc", "mean_samples_per_s": "samples/s",
+    "duration_s": "duration", "started": "started",
+}
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------- runs table
+def sort_value(row: Mapping[str, Any], key: str) -> Any:
+    if key == "started":
+        return row.get("created_at")
+    v = row.get(key)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v.lower() if isinstance(v, str) else v
+
+
+def sort_rows(rows: Iterable[dict[str, Any]], key: str = "started", descending: bool = True) -> list[dict[str, Any]]:
+    """Stable sort on one column; rows without a value go last in either direction."""
+    if key not in SORT_COLUMNS:
+        raise KeyError(key)
+    rows = list(rows)
+    have = [r for r in rows if sort_value(r, key) is not None]
+    missing = [r for r in rows if sort_value(r, key) is None]
+    # A column mixing text and numbers (never in practice) still sorts: compare as text then.
+    try:
+        have.sort(key=lambda r: sort_value(r, key), reverse=descending)
+    except TypeError:
+        have.sort(key=lambda r: str(sort_value(r, key)), reverse=descending)
+    return have + missing
+
+
+def filter_rows(rows: Iterable[dict[str, Any]], text: str = "", status: str | None = None) -> list[dict[str, Any]]:
+    """Rows whose id, name, model, devices or status contain every word of ``text`` (any case)."""
+    words = text.lower().split()
+    out = []
+    for r in rows:
+        if status and status != "all" and r.get("status") != status:
+            continue
+        hay = " ".join(str(r.get(k) or "") for k in ("id", "name", "model", "devices", "status")).lower()
+        if all(w in hay for w in words):
+            out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------- compare
+def config_diff(configs: Mapping[str, Mapping[str, Any] | None]) -> list[tuple[str, dict[str, Any]]]:
+    """The fields whose values are not all equal, in first-seen order: [(field, {run_id: value})].
+
+    A field missing from a run's config (an older schema) counts as a difference, shown as None.
+    """
+    fields: dict[str, None] = {}
+    for cfg in configs.values():
+        for k in cfg or {}:
+            fields.setdefault(k, None)
+    out = []
+    for f in fields:
+        values = {rid: (cfg or {}).get(f, _MISSING) for rid, cfg in configs.items()}
+        distinct = {_hashable(v) for v in values.values()}
+        if len(distinct) > 1:
+            out.append((f, {rid: None if v is _MISSING else v for rid, v in values.items()}))
+    return out
+
+
+def _hashable(v: Any) -> Any:
+    if v is _MISSING:
+        return ("<missing>",)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)  # 3 and 3.0 epochs are the same setting
+    if isinstance(v, (list, dict)):
+        return repr(v)
+    return v
+
+
+# ---------------------------------------------------------------------------- curves
+class Ema:
+    """TensorBoard-style smoothing, debiased so it starts at the data; skips non-finite values.
+
+    Fed in pieces (a running run's new steps) it gives the same numbers as fed all at once.
+    """
+
+    def __init__(self, beta: float = 0.9):
+        self.beta = beta
+        self._raw = 0.0
+        self._n = 0
+
+    def feed(self, xs: Iterable[float], ys: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
+        out_x, out_y = [], []
+        b = self.beta
+        for x, y in zip(xs, ys, strict=True):
+            if y is None or not math.isfinite(y):
+                continue
+            self._raw = b * self._raw + (1 - b) * y
+            self._n += 1
+            out_x.append(x)
+            out_y.append(self._raw / (1 - b ** self._n))
+        return np.asarray(out_x, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
+
+
+def column(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
+    """Two columns of store rows as float arrays; rows with a None y are dropped (NaN stays: counted)."""
+    pairs = [(r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
+    if not pairs:
+        return np.empty(0), np.empty(0)
+    xs, ys = zip(*pairs, strict=True)
+    return np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass
+class ResultRow:
+    """One line of the results pane: a checkpoint and one of its evaluations (or none yet)."""
+
+    key: str
+    step: int | None
+    checkpoint: str | None  # the checkpoint folder; None for a training eval at a step with no checkpoint
+    mode: str | None = None
+    eval_path: str | None = None
+    accuracy: float | None = None
+    n: int | None = None
+    t: float | None = None
+    source: str | None = None  # 'train' (during training) or 'eval' (launched on the checkpoint)
+    eval_run_id: str | None = None
+    best: bool = False
+
+
+def _real(p: str | None) -> str | None:
+    return os.path.realpath(p) if p else None
+
+
+def results_rows(checkpoints: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[ResultRow]:
+    """Every checkpoint with every eval of it, by step; training evals at steps without a checkpoint too.
+
+    A launched eval (source 'eval') belongs to the checkpoint whose folder it names (or, failing that,
+    to the checkpoint at its step); a training eval (source 'train') to the checkpoint at its step.
+    The best checkpoint is the one ``--checkpoint best`` picks: the highest accuracy of an eval of a
+    checkpoint (ties: the later step); its rows with that accuracy are marked.
+    """
+    by_step = {c["step"]: c for c in checkpoints}
+    by_path = {_real(c["path"]): c for c in checkpoints}
+    attached: dict[int, list[dict[str, Any]]] = {c["step"]: [] for c in checkpoints}
+    loose: list[dict[str, Any]] = []
+    for e in evals:
+        c = by_path.get(_real(e.get("checkpoint"))) if e.get("source") == "eval" else None
+        if c is None and e.get("step") in by_step:
+            c = by_step[e["step"]]
+        if c is None:
+            loose.append(e)
+        else:
+            attached[c["step"]].append(e)
+    rows: list[ResultRow] = []
+    for c in checkpoints:
+        evs = attached[c["step"]]
+        if not evs:
+            rows.append(ResultRow(key=f"ckpt:{c['step']}", step=c["step"], checkpoint=c["path"]))
+        for e in evs:
+            rows.append(_eval_row(e, c["step"], c["path"]))
+    for e in loose:
+        rows.append(_eval_row(e, e.get("step"), e.get("checkpoint") if e.get("source") == "eval" else None))
+    rows.sort(key=lambda r: (r.step if r.step is not None else -1, r.checkpoint is None, r.t or 0))
+    scored = [(r.accuracy, r.step) for r in rows
+              if r.checkpoint is not None and r.step in by_step and _finite(r.accuracy)]
+    if scored:
+        acc, step = max(scored)
+        for r in rows:
+            r.best = r.step == step and r.checkpoint is not None and r.accuracy == acc
+    return rows
+
+
+def _eval_row(e: dict[str, Any], step: int | None, checkpoint: str | None) -> ResultRow:
+    return ResultRow(key=str(e.get("id")), step=step, checkpoint=checkpoint, mode=e.get("mode"),
+                     eval_path=e.get("eval_path"), accuracy=e.get("accuracy"), n=e.get("n"), t=e.get("t"),
+                     source=e.get("source"), eval_run_id=e.get("eval_run_id"))
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v)
+
+
+def default_eval_file(run: Mapping[str, Any]) -> str:
+    """The run's dev.tsv, without downloading anything: the folder its command trained on, else its config's."""
+    cmd = run.get("command") or []
+    if isinstance(cmd, list) and "--data_dir" in cmd[:-1]:
+        return str(Path(cmd[cmd.index("--data_dir") + 1]) / "dev.tsv")
+    data_dir = str((run.get("config") or {}).get("data_dir") or "sample")
+    if data_dir == "sample":
+        from core.config import SAMPLE_DATA_DIR
+
+        return str(SAMPLE_DATA_DIR / "dev.tsv")
+    if data_dir == "glue":
+        from core.data import glue_cache_dir
+
+        return str(glue_cache_dir() / "SST-2" / "dev.tsv")
+    return str(Path(data_dir).expanduser() / "dev.tsv")

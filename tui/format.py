@@ -1,0 +1,52 @@
+"""Short human formats for the dashboard: bytes, durations, rates. Pure, no Textual."""
+
+from __future__ import annotations
+
+import math
+
+from core.progress import fmt_duration
+
+__all__ = ["fmt_bytes", "fmt_duration", "fmt_rate", "fmt_float", "fmt_age"]
+
+
+def fmt_bytes(n: float | None) -> str:
+    """1536 -> '1.5 KiB'; None -> '?'."""
+    if n is None:
+        return "?"
+    v = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(v) < 1024 or unit == "TiB":
+            return f"{v:.0f} {unit}" if unit == "B" else f"{v:.1f} {unit}"
+        v /= 1024
+    return f"{v:.1f} TiB"
+
+
+def fmt_rate(v: float | None) -> str:
+    """Throughput with 3 significant digits: 1234.5 -> '1.23k'."""
+    if v is None or not math.isfinite(v):
+        return "-"
+    if abs(v) >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if abs(v) >= 1e3:
+        return f"{v / 1e3:.3g}k"
+    return f"{v:.3g}"
+
+
+def fmt_float(v: float | None, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
+    return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
+
+
+def fmt_age(seconds: float | None) -> str:
+    """Seconds since something: '4s', '3m12s', '2h05m'."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"

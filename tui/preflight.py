@@ -1,0 +1,199 @@
+"""Preflight: what to check before a launch, as a checklist. Pure, no Textual (unit-testable).
+
+Each check answers ok / warn / fail with one line of detail. A fail refuses the launch; a warn is
+shown and allowed (a model that is downloaded at launch, a busy GPU someone may be about to free).
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import data, models
+from core.config import RunConfig
+from core.devices import DeviceError, DeviceReport, DeviceSelection, parse_devices
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+# AdamW checkpoints hold fp32 weights and two fp32 moments: 12 bytes a parameter (core/train.py saves
+# model_state + optimizer.pdopt). GPT-2 Medium: 354.9 M parameters -> ~4.3 GB a checkpoint.
+CHECKPOINT_BYTES_PER_PARAM = 12
+DOWNLOAD_BYTES = {"gpt2-en": 0.5e9, "gpt2-medium-en": 1.4e9}
+# A GPU with more than this share of its memory in use, or this utilisation, is someone else's job.
+BUSY_MEM_SHARE = 0.10
+BUSY_UTIL = 20.0
+BUSY_CPU_LOAD = 50.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # 'data' | 'model' | 'disk' | 'devices'
+    status: str  # ok | warn | fail
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status != FAIL
+
+
+def device_spec(cfg: RunConfig) -> str:
+    """The devices spec prepare_run uses: --device cpu with devices auto/gpu means 2 CPU processes."""
+    if cfg.device == "cpu" and not cfg.devices.startswith("cpu"):
+        return "cpu:2"
+    return cfg.devices
+
+
+def select_devices(cfg: RunConfig, report: DeviceReport) -> DeviceSelection:
+    """Raises DeviceError with a one-line reason."""
+    return parse_devices(device_spec(cfg), report)
+
+
+# ---------------------------------------------------------------------------- the checks
+def check_data(cfg: RunConfig) -> Check:
+    if cfg.data_dir == "glue":
+        folder = data.glue_cache_dir() / "SST-2"
+        if not ((folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file()):
+            return Check("data", WARN, f"GLUE SST-2 not downloaded yet: SST.zip (7 MB) is fetched into "
+                                       f"{folder.parent} at launch")
+    else:
+        folder = data.resolve_data_dir(cfg.data_dir)
+    try:
+        summary = data.validate_dir(folder)
+    except data.DataError as e:
+        return Check("data", FAIL, str(e))
+    except OSError as e:
+        return Check("data", FAIL, f"{folder}: cannot read: {e}")
+    detail = (f"{summary.train_rows:,} train / {summary.dev_rows:,} dev rows, "
+              f"{100 * summary.train_positive_share:.0f}% positive ({folder})")
+    if summary.warnings:
+        return Check("data", WARN, detail + "; " + "; ".join(summary.warnings))
+    return Check("data", OK, detail)
+
+
+def check_model(cfg: RunConfig) -> Check:
+    name = cfg.model_name_or_path.strip()
+    if models.is_available_locally(name):
+        return Check("model", OK, f"{name}: available locally")
+    if name in models.known_models():
+        size = models.APPROX_SIZE.get(name, "?")
+        return Check("model", WARN, f"{name}: not downloaded yet; {size} is fetched into {models.cache_dir(name)} "
+                                    "at launch")
+    try:  # not a known name: a local folder, which resolve_model checks without the network
+        models.resolve_model(name)
+    except models.ModelError as e:
+        return Check("model", FAIL, str(e))
+    return Check("model", OK, f"{name}: local folder")
+
+
+def parameter_count(name: str) -> int | None:
+    """Parameters of a known architecture (with the 2-class head), or None."""
+    arch = models.CONFIGS.get(name)
+    if arch is None:
+        return None
+    h, layers = int(arch["hidden_size"]), int(arch["num_hidden_layers"])
+    ffn, vocab = int(arch["intermediate_size"]), int(arch["vocab_size"])
+    pos = int(arch["max_position_embeddings"])
+    per_layer = 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h  # attention, MLP, two layer norms
+    return layers * per_layer + (vocab + pos) * h + 2 * h + 2 * h
+
+
+def checkpoint_bytes(cfg: RunConfig) -> int:
+    """Estimated size of one checkpoint of this model."""
+    params = parameter_count(cfg.model_name_or_path.strip())
+    if params is not None:
+        return params * CHECKPOINT_BYTES_PER_PARAM
+    folder = models.ASSETS / models.TINY if cfg.model_name_or_path.strip() == models.TINY \
+        else Path(cfg.model_name_or_path).expanduser()
+    weights = sum(f.stat().st_size for f in folder.glob("model*") if f.is_file()) if folder.is_dir() else 0
+    return 3 * weights  # weights + two optimiser moments of the same size
+
+
+def _existing(path: Path) -> Path:
+    p = path.resolve()
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return p
+
+
+def check_disk(cfg: RunConfig, runs_root: Path) -> Check:
+    target = Path(cfg.output_dir).expanduser() if cfg.output_dir else runs_root
+    where = _existing(target)
+    try:
+        free = shutil.disk_usage(where).free
+    except OSError as e:
+        return Check("disk", FAIL, f"{where}: {e}")
+    ckpt = checkpoint_bytes(cfg)
+    download = 0 if models.is_available_locally(cfg.model_name_or_path.strip()) else \
+        int(DOWNLOAD_BYTES.get(cfg.model_name_or_path.strip(), 0))
+    # A periodic checkpoint and the final one exist together at the end of a run.
+    need = 2 * ckpt + download
+    text = f"{_gb(free)} free at {where}; a checkpoint is ~{_gb(ckpt)}"
+    if free < ckpt + download:
+        return Check("disk", FAIL, f"{text}: not enough for one checkpoint")
+    if free < need:
+        return Check("disk", WARN, f"{text}: room for one checkpoint only")
+    return Check("disk", OK, text)
+
+
+def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
+    if report is None:
+        return Check("devices", WARN, "devices not detected yet")
+    try:
+        sel = select_devices(cfg, report)
+    except DeviceError as e:
+        return Check("devices", FAIL, str(e))
+    if cfg.device == "gpu" and sel.kind == "cpu":
+        return Check("devices", FAIL, "--device gpu but the devices chosen are CPU processes")
+    if sel.kind == "cpu":
+        loads = report.cpu.load_per_core
+        load = sum(loads) / len(loads) if loads else 0.0
+        text = f"{sel.nprocs} CPU process(es) on {report.cpu.cores_logical} cores"
+        if load > BUSY_CPU_LOAD:
+            return Check("devices", WARN, f"{text}; the CPU is already {load:.0f}% busy")
+        return Check("devices", OK, text)
+    gpus = {g.index: g for g in report.gpus}
+    busy = []
+    for i in sel.ids:
+        g = gpus[i]
+        share = (g.mem_used or 0) / g.mem_total if g.mem_total else 0.0
+        if share > BUSY_MEM_SHARE or (g.util or 0) > BUSY_UTIL:
+            busy.append(f"GPU {i} in use ({100 * share:.0f}% memory, {g.util or 0:.0f}% util)")
+    text = f"GPU {', '.join(map(str, sel.ids))} ({gpus[sel.ids[0]].name})"
+    if busy:
+        return Check("devices", WARN, f"{text}: " + "; ".join(busy))
+    return Check("devices", OK, f"{text}: free")
+
+
+def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:
+    checks = []
+    args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root),
+                                        "devices": (cfg, report)}
+    for name, a in args.items():
+        fn = globals()[f"check_{name}"]  # looked up per call, so a test can replace one
+        try:
+            checks.append(fn(*a))
+        except Exception as e:  # a check that crashes is a failed check, not a crashed dashboard
+            checks.append(Check(name, FAIL, f"{type(e).__name__}: {e}"))
+    return checks
+
+
+def blocking(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == FAIL]
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def summary_line(checks: list[Check]) -> str:
+    fails, warns = sum(c.status == FAIL for c in checks), sum(c.status == WARN for c in checks)
+    if fails:
+        return f"{fails} check(s) failed: launch refused"
+    if warns:
+        return f"ready, {warns} warning(s)"
+    return "ready"
+
+
+def checks_to_dict(checks: list[Check]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "status": c.status, "detail": c.detail} for c in checks]

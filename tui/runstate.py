@@ -1,0 +1,226 @@
+"""What a run's events add up to: progress numbers, rank health and new chart points. Pure, no Textual.
+
+The follower thread owns one RunState and folds every event into it; the live screen gets a
+``snapshot()`` (a copy it may keep) plus the new points of each series, so the UI thread never loops
+over a million events itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from core.events import as_float
+
+# Chart series, by name. The live screen registers these with the chart widgets.
+LOSS, LOSS_EMA, EVAL_ACC, LR, SAMPLES, TOKENS = (
+    "loss", "loss (EMA)", "eval accuracy", "learning rate", "samples/s", "tokens/s")
+SERIES_NAMES = (LOSS, LOSS_EMA, EVAL_ACC, LR, SAMPLES, TOKENS)
+# TensorBoard's default smoothing: the EMA follows ~10 logged steps, debiased so it starts at the data.
+EMA_BETA = 0.9
+
+
+@dataclass
+class RankInfo:
+    rank: int
+    step: int | None = None
+    heard_t: float | None = None  # event time of the last heartbeat or ranks record
+    mem_bytes: int | None = None
+    step_time: float | None = None
+    util: float | None = None
+    host: str | None = None
+    device: str | None = None
+
+
+@dataclass
+class EvalPoint:
+    step: int
+    accuracy: float | None
+    loss: float | None
+    n: int | None
+
+
+class SeriesDelta(dict[str, tuple[np.ndarray, np.ndarray]]):
+    """New chart points per series: name -> (steps, values). Deltas concatenate in order."""
+
+    @classmethod
+    def from_lists(cls, lists: dict[str, tuple[list[float], list[float]]]) -> SeriesDelta:
+        out = cls()
+        for name, (xs, ys) in lists.items():
+            if xs:
+                out[name] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
+        return out
+
+    def merged(self, newer: SeriesDelta) -> SeriesDelta:
+        out = SeriesDelta(self)
+        for name, (xs, ys) in newer.items():
+            if name in out:
+                ox, oy = out[name]
+                out[name] = (np.concatenate([ox, xs]), np.concatenate([oy, ys]))
+            else:
+                out[name] = (xs, ys)
+        return out
+
+    def points(self) -> int:
+        return sum(len(xs) for xs, _ in self.values())
+
+
+@dataclass
+class RunState:
+    total_steps: int | None = None
+    world_size: int | None = None
+    samples_per_epoch: int | None = None
+    num_epochs: float | None = None
+    devices: list[Any] = field(default_factory=list)
+    started_t: float | None = None
+    step: int = 0
+    steps_logged: int = 0
+    first_step: int | None = None
+    first_step_t: float | None = None
+    last_step_t: float | None = None
+    epoch: float = 0.0
+    loss: float | None = None
+    loss_ema: float | None = None
+    lr: float | None = None
+    samples_per_s: float | None = None
+    tokens_per_s: float | None = None
+    step_time: float | None = None
+    evals: list[EvalPoint] = field(default_factory=list)
+    best_accuracy: float | None = None
+    checkpoints: list[tuple[int, str]] = field(default_factory=list)
+    ranks: dict[int, RankInfo] = field(default_factory=dict)
+    end: dict[str, Any] | None = None
+    events_seen: int = 0
+    _ema_raw: float = 0.0
+    _ema_n: int = 0
+
+    # ------------------------------------------------------------------ folding
+    def apply(self, events: list[dict[str, Any]]) -> SeriesDelta:
+        lists: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in SERIES_NAMES}
+        for ev in events:
+            self.events_seen += 1
+            typ = ev.get("type")
+            if typ == "step":
+                self._step(ev, lists)
+            elif typ == "eval":
+                self._eval(ev, lists)
+            elif typ in ("heartbeat", "ranks"):
+                self._health(ev)
+            elif typ == "start":
+                self.total_steps = _int(ev.get("total_steps")) or self.total_steps
+                self.world_size = _int(ev.get("world_size")) or self.world_size
+                self.samples_per_epoch = _int(ev.get("samples_per_epoch")) or self.samples_per_epoch
+                self.num_epochs = as_float(ev.get("num_epochs")) or self.num_epochs
+                self.devices = list(ev.get("devices") or self.devices)
+                if self.started_t is None:
+                    self.started_t = float(ev["t"])
+            elif typ == "checkpoint":
+                self.checkpoints.append((_int(ev.get("step")) or 0, str(ev.get("path", ""))))
+            elif typ == "end":
+                self.end = ev
+        return SeriesDelta.from_lists(lists)
+
+    def _step(self, ev: dict[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
+        step = _int(ev.get("step"))
+        if step is None:
+            return
+        t = float(ev["t"])
+        self.step, self.last_step_t = step, t
+        self.steps_logged += 1
+        if self.first_step is None:
+            self.first_step, self.first_step_t = step, t
+        if self.started_t is None:
+            self.started_t = t
+        self.epoch = as_float(ev.get("epoch")) or self.epoch
+        self.loss = as_float(ev.get("loss"))
+        self.lr = as_float(ev.get("lr"))
+        self.samples_per_s = as_float(ev.get("samples_per_s"))
+        self.tokens_per_s = as_float(ev.get("tokens_per_s"))
+        self.step_time = as_float(ev.get("step_time"))
+        if self.loss is not None and math.isfinite(self.loss):
+            self._ema_raw = EMA_BETA * self._ema_raw + (1 - EMA_BETA) * self.loss
+            self._ema_n += 1
+            self.loss_ema = self._ema_raw / (1 - EMA_BETA ** self._ema_n)
+        for name, v in ((LOSS, self.loss), (LR, self.lr), (SAMPLES, self.samples_per_s),
+                        (TOKENS, self.tokens_per_s)):
+            if v is not None:
+                lists[name][0].append(step)
+                lists[name][1].append(v)  # NaN goes in too: the chart counts it as skipped
+        if self.loss_ema is not None and self.loss is not None and math.isfinite(self.loss):
+            lists[LOSS_EMA][0].append(step)
+            lists[LOSS_EMA][1].append(self.loss_ema)
+
+    def _eval(self, ev: dict[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
+        step = _int(ev.get("step")) or self.step
+        acc = as_float(ev.get("accuracy"))
+        self.evals.append(EvalPoint(step, acc, as_float(ev.get("loss")), _int(ev.get("n"))))
+        if acc is not None and math.isfinite(acc):
+            if self.best_accuracy is None or acc > self.best_accuracy:
+                self.best_accuracy = acc
+            lists[EVAL_ACC][0].append(step)
+            lists[EVAL_ACC][1].append(acc)
+
+    def _health(self, ev: dict[str, Any]) -> None:
+        t = float(ev["t"])
+        records = ev.get("ranks") if ev.get("type") == "ranks" else [ev]
+        for r in records or []:
+            if not isinstance(r, dict):
+                continue
+            rank = _int(r.get("rank")) or 0
+            info = self.ranks.setdefault(rank, RankInfo(rank))
+            info.heard_t = t
+            info.step = _int(r.get("step")) if r.get("step") is not None else _int(ev.get("step"))
+            info.mem_bytes = _int(r.get("mem_bytes")) if r.get("mem_bytes") is not None else info.mem_bytes
+            info.step_time = as_float(r.get("step_time")) or info.step_time
+            info.util = as_float(r.get("util")) if r.get("util") is not None else info.util
+            info.host = r.get("host") or info.host
+            info.device = r.get("device") or info.device
+
+    # ------------------------------------------------------------------ derived numbers
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
+
+    def seconds_per_step(self) -> float | None:
+        """Measured over the whole run so far, in event time (so a fake clock cannot skew it)."""
+        if self.first_step is None or self.last_step_t is None or self.first_step_t is None:
+            return None
+        steps = self.step - self.first_step
+        if steps <= 0 or self.last_step_t <= self.first_step_t:
+            return self.step_time
+        return (self.last_step_t - self.first_step_t) / steps
+
+    def eta(self) -> float | None:
+        sps = self.seconds_per_step()
+        if sps is None or not self.total_steps or self.end is not None:
+            return None
+        return max(0, self.total_steps - self.step) * sps
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started_t is None:
+            return None
+        until = float(self.end["t"]) if self.end is not None else now
+        return max(0.0, until - self.started_t)
+
+    def snapshot(self) -> RunState:
+        """A copy the UI thread may keep while this one goes on folding."""
+        snap = copy.copy(self)
+        snap.evals = list(self.evals)
+        snap.checkpoints = list(self.checkpoints)
+        snap.ranks = {k: copy.copy(v) for k, v in self.ranks.items()}
+        snap.devices = list(self.devices)
+        return snap
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v
+    if isinstance(v, float) and math.isfinite(v):
+        return int(v)
+    return None

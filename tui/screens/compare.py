@@ -1,0 +1,121 @@
+"""Compare runs: loss, accuracy and throughput overlaid (one colour per run) and the settings that differ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from tui.compare_logic import Ema, column, config_diff
+from tui.format import fmt_float, fmt_rate
+from tui.runstate import EMA_BETA
+from tui.screens.history import CSS_FILE, opened
+from tui.widgets.chart import ChartWidget
+from tui.widgets.config_diff import ConfigDiff
+from tui.widgets.runs_table import status_text
+from tui.widgets.table_fill import fill
+
+PALETTE = ("cyan", "magenta", "yellow", "green", "red", "dodger_blue1", "orange1", "white")
+SUMMARY_COLUMNS = ("run", "status", "model", "devices", "steps", "final loss", "best acc", "samples/s")
+CHARTS = (("compare-loss", "loss (EMA-smoothed)"), ("compare-acc", "eval accuracy"),
+          ("compare-sps", "samples/s"))
+
+
+def run_label(run: dict[str, Any]) -> str:
+    """Short and unique: the name and the id's random suffix."""
+    return f"{run.get('name') or run['id']} ·{run['id'][-4:]}"
+
+
+class CompareScreen(Screen[None]):
+    """Two or more runs side by side. Keys: escape back."""
+
+    CSS_PATH = CSS_FILE
+    SUB_TITLE = "compare runs"
+    BINDINGS = [Binding("escape", "back", "Back")]
+
+    class Loaded(Message):
+        def __init__(self, runs: list[dict[str, Any]], curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]):
+            super().__init__()
+            self.runs = runs
+            self.curves = curves  # chart id -> label -> (steps, values)
+
+    def __init__(self, run_ids: list[str], store_path: str | Path):
+        super().__init__()
+        self.run_ids = list(run_ids)
+        self.store_path = Path(store_path)
+        self.diff: list[tuple[str, dict[str, Any]]] = []
+        self.loaded = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield Static(f"Comparing {len(self.run_ids)} runs", id="compare-title", classes="screen-title")
+        with Horizontal(id="compare-charts"):
+            for cid, title in CHARTS:
+                chart = ChartWidget(id=cid)
+                chart.border_title = title
+                yield chart
+        yield DataTable(id="compare-runs", cursor_type="row", zebra_stripes=True)
+        yield Static("Settings that differ", classes="section-title")
+        yield ConfigDiff(id="compare-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, group="compare-load", exit_on_error=False)
+    def load(self) -> None:
+        runs: list[dict[str, Any]] = []
+        curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {cid: {} for cid, _ in CHARTS}
+        with opened(self.store_path) as store:
+            for rid in self.run_ids:
+                run = store.get_run(rid)
+                if run is None:
+                    continue
+                run["summary"] = store.summary(rid)
+                metrics = store.metrics(rid)
+                evals = [e for e in store.evals(rid) if e["source"] == "train"]
+                label = run_label(run)
+                curves["compare-loss"][label] = Ema(EMA_BETA).feed(*column(metrics, "step", "loss"))
+                curves["compare-acc"][label] = column(evals, "step", "accuracy")
+                curves["compare-sps"][label] = column(metrics, "step", "samples_per_s")
+                runs.append(run)
+        self.post_message(self.Loaded(runs, curves))
+
+    def on_compare_screen_loaded(self, message: Loaded) -> None:
+        runs = message.runs
+        colours = {run_label(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
+        for cid, by_run in message.curves.items():
+            chart = self.query_one(f"#{cid}", ChartWidget)
+            for label, (xs, ys) in by_run.items():
+                chart.add_series(label, colours[label])
+                chart.extend(label, xs, ys)
+        rows: list[tuple[str | None, list[str | Text]]] = []
+        for r in runs:
+            s = r["summary"]
+            label = run_label(r)
+            rows.append((r["id"], [
+                Text("━ " + label, style=colours[label]), status_text(r["status"]), str(r.get("model")),
+                str(r.get("devices")), f"{s['last_step'] or 0}/{r.get('total_steps') or '?'}",
+                fmt_float(s["final_loss"]), fmt_float(s["best_accuracy"]), fmt_rate(s["mean_samples_per_s"])]))
+        fill(self.query_one("#compare-runs", DataTable), [(c, c) for c in SUMMARY_COLUMNS], rows)
+        self.diff = config_diff({r["id"]: r.get("config") or {} for r in runs})
+        self.query_one(ConfigDiff).show(self.diff, [(r["id"], run_label(r), colours[run_label(r)]) for r in runs])
+        missing = [rid for rid in self.run_ids if rid not in {r["id"] for r in runs}]
+        title = f"Comparing {len(runs)} runs"
+        if missing:
+            title += f" ({', '.join(missing)} no longer in the store)"
+        self.query_one("#compare-title", Static).update(title)
+        self.loaded = True
+
+    def action_back(self) -> None:
+        if len(self.app.screen_stack) > 1:
+            self.app.pop_screen()

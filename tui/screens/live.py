@@ -1,0 +1,213 @@
+"""LiveScreen: one run as it happens. Charts, progress, devices, ranks, logs and alerts.
+
+One thread worker per screen follows the run (tui.follower.RunFollower: the store takes every event;
+the screen keeps its own cursor) and posts RunUpdated; a 1 s timer re-renders what ages with time
+(elapsed, heartbeat ages). Stop asks for a confirmation, then runs the launcher's graceful stop on a
+thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Container, Vertical
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Header
+from textual.worker import get_current_worker
+
+from core.store import Store
+from tui.follower import RunFollower
+from tui.messages import DevicesSampled, RunUpdated
+from tui.runstate import RunState
+from tui.screens.confirm import ConfirmScreen
+from tui.widgets.alerts_panel import AlertsPanel
+from tui.widgets.device_panel import DevicePanel
+from tui.widgets.log_panel import LogPanel
+from tui.widgets.progress_panel import ProgressPanel
+from tui.widgets.ranks_table import RanksTable
+from tui.widgets.run_charts import RunCharts
+
+
+class LiveScreen(Screen[None]):
+    BINDINGS = [
+        Binding("s", "stop", "Stop"),
+        Binding("d", "detach", "Detach"),
+        Binding("r", "results", "Results"),
+        Binding("m", "zoom", "Zoom panel"),
+        Binding("escape", "unzoom", "Unzoom", show=False),
+    ]
+    TITLE = "gpt2-tui"
+
+    def __init__(self, run: dict[str, Any]):
+        super().__init__()
+        self.run = run
+        self.run_id: str = run["id"]
+        self.state = RunState()
+        self.status: str = run.get("status") or "running"
+        self.stopping = False
+        self.finished = self.status != "running"
+        self.updates = 0
+        self._device_seq = 0
+        self._wake = threading.Event()
+        self.sub_title = f"{run.get('name') or ''} · {self.run_id}"
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False)
+        yield ProgressPanel(id="progress")
+        with Container(id="live-body"):
+            yield RunCharts(id="charts", classes="panel")
+            with Vertical(id="live-side"):
+                yield DevicePanel(id="devices", classes="panel")
+                yield RanksTable(id="ranks", classes="panel")
+                yield AlertsPanel(id="alerts", classes="panel")
+            yield LogPanel(id="logs", classes="panel")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for pid, title in (("charts", "loss · learning rate · throughput"), ("devices", "devices"),
+                           ("ranks", "ranks"), ("alerts", "alerts"), ("logs", "logs")):
+            self.query_one(f"#{pid}").border_title = title
+        self.query_one(DevicePanel).set_devices(self.run.get("devices"))
+        self.app.watch_run(self.run)  # type: ignore[attr-defined]
+        for sample in getattr(self.app, "device_history", []):
+            self._push_devices(sample)
+        self.refresh_panels()
+        self.set_interval(1.0, self.refresh_panels)
+        self._follow()
+
+    def on_unmount(self) -> None:
+        self._wake.set()
+        self.app.unwatch_run(self.run_id)  # type: ignore[attr-defined]
+
+    @property
+    def now(self) -> float:
+        return float(self.app.clock())  # type: ignore[attr-defined]
+
+    # ------------------------------------------------------------------ following
+    @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
+    def _follow(self) -> None:
+        worker = get_current_worker()
+        app: Any = self.app
+        follower = RunFollower(app.store_path, self.run_id, app.launcher, clock=app.clock)
+        try:
+            while not worker.is_cancelled:
+                update = follower.poll()
+                if update is not None:
+                    self.post_message(RunUpdated(update))
+                if follower.finished:
+                    return
+                if not follower.behind:
+                    self._wake.wait(app.poll_interval)
+                    self._wake.clear()
+        finally:
+            follower.close()
+
+    def on_run_updated(self, event: RunUpdated) -> None:
+        u = event.update
+        self.updates += 1
+        self.state = u.state
+        charts = self.query_one(RunCharts)
+        charts.set_total_steps(u.state.total_steps)
+        charts.extend(u.series)
+        self.query_one(LogPanel).add(u.log_lines, u.error_lines)
+        if u.alerts:
+            self.query_one(AlertsPanel).add(u.alerts)
+            self.app.bell()
+            a = u.alerts[-1]  # the panel lists them all; one toast per batch is enough
+            more = f" (+{len(u.alerts) - 1} more in the alerts panel)" if len(u.alerts) > 1 else ""
+            self.notify(a.message + more, title=f"alert: {a.kind}",
+                        severity="error" if a.level == "error" else "warning")
+        if u.run is not None:
+            self.run = u.run
+            if not self.stopping or u.run["status"] != "running":
+                self.status = u.run["status"]
+        if u.finished and not self.finished:
+            self._finish()
+        self.refresh_panels()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.stopping = False
+        error = self.run.get("error")
+        if self.status == "failed" and error:
+            self.query_one(LogPanel).add([], [f"run failed: {line}" for line in str(error).splitlines()[:40]])
+        severity = "information" if self.status in ("finished", "stopped") else "error"
+        self.notify(f"run {self.run_id} {self.status}", title="Run ended", severity=severity)
+
+    def refresh_panels(self) -> None:
+        now = self.now
+        status = "stopping" if self.stopping and self.status == "running" else self.status
+        reason = None
+        if self.finished:
+            end = self.state.end or {}
+            reason = str(end.get("reason") or self.run.get("error") or "") or None
+        self.query_one(ProgressPanel).show(self.state, status, now, reason)
+        self.query_one(RanksTable).show(self.state.ranks, now, live=not self.finished)
+
+    # ------------------------------------------------------------------ devices
+    def on_devices_sampled(self, event: DevicesSampled) -> None:
+        self._push_devices(event.sample)
+
+    def _push_devices(self, sample: Any) -> None:
+        if sample.seq <= self._device_seq:  # already had it from the app's history
+            return
+        self._device_seq = sample.seq
+        self.query_one(DevicePanel).push(sample.report, sample.procs.get(self.run_id))
+
+    # ------------------------------------------------------------------ actions
+    def action_stop(self) -> None:
+        if self.finished or self.status != "running":
+            self.notify(f"The run is not running ({self.status}).")
+            return
+        if self.stopping:
+            self.notify("Already stopping: waiting for the trainer to save a checkpoint.")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.stopping = True
+                self.refresh_panels()
+                self._stop()
+
+        self.app.push_screen(ConfirmScreen(
+            f"Stop run {self.run_id}?\n\nThe trainer saves a checkpoint at its next step and exits; after "
+            "a grace period the processes are signalled.", yes="Stop"), answer)
+
+    @work(thread=True, exclusive=True, group="stop", exit_on_error=False)
+    def _stop(self) -> None:
+        app: Any = self.app
+        store = Store(app.store_path)
+        try:
+            run = store.get_run(self.run_id) or self.run
+            status = app.launcher.stop(store, run)
+        finally:
+            store.close()
+        self._wake.set()  # the follower looks now, not at its next tick, and reports the end
+        if status == "running":  # the launcher could not stop it: say so (the follower would not)
+            app.call_from_thread(self.notify, f"run {self.run_id} is still running", severity="error")
+
+    def action_detach(self) -> None:
+        if self.status == "running":
+            self.notify(f"Detached: {self.run_id} keeps running. `gpt2-tui attach {self.run_id}` comes back.")
+        self.app.pop_screen()
+
+    def action_results(self) -> None:
+        self.app.open_results(self.run_id)  # type: ignore[attr-defined]
+
+    def action_zoom(self) -> None:
+        """Fill the screen with the focused panel (the charts when none is focused); again to restore."""
+        if self.maximized is not None:
+            self.minimize()
+            return
+        chain = list(self.focused.ancestors_with_self) if self.focused is not None else []
+        panel = next((w for w in chain if isinstance(w, Widget) and w.has_class("panel")), None)
+        self.maximize(panel or self.query_one(RunCharts), container=False)
+
+    def action_unzoom(self) -> None:
+        if self.maximized is not None:
+            self.minimize()

@@ -1,0 +1,80 @@
+"""RunsTable: the history's table of training runs, one row per run, keyed by run id."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from core.progress import fmt_duration
+from tui.compare_logic import SORT_COLUMNS
+from tui.format import fmt_float, fmt_rate
+from tui.widgets.table_fill import fill
+
+STATUS_STYLE = {"running": "bold dodger_blue1", "finished": "green", "failed": "bold red", "stopped": "yellow",
+                "lost": "magenta"}
+MARK = "●"
+NAME_WIDTH = 20
+# Columns in display order: the mark column first, then the sortable ones.
+COLUMNS = ("mark", *SORT_COLUMNS)
+NUMERIC = {"steps", "final_loss", "best_accuracy", "mean_samples_per_s", "duration_s"}
+
+
+def fmt_when(t: float | None) -> str:
+    return time.strftime("%m-%d %H:%M", time.localtime(t)) if t else "-"
+
+
+def status_text(status: str) -> Text:
+    return Text(status, style=STATUS_STYLE.get(status, ""))
+
+
+def cells(row: dict[str, Any], marked: bool) -> list[Text | str]:
+    name = str(row.get("name") or row["id"])
+    if len(name) > NAME_WIDTH:
+        name = name[: NAME_WIDTH - 1] + "…"
+    steps = f"{row.get('steps') or 0}/{row.get('total_steps') or '?'}"
+    values: dict[str, Text | str] = {
+        "mark": Text(MARK if marked else " ", style="bold yellow"),
+        "status": status_text(row["status"]),
+        "name": name,
+        "model": str(row.get("model") or "-"),
+        "devices": str(row.get("devices") or "-"),
+        "steps": steps,
+        "final_loss": fmt_float(row.get("final_loss")),
+        "best_accuracy": fmt_float(row.get("best_accuracy")),
+        "mean_samples_per_s": fmt_rate(row.get("mean_samples_per_s")),
+        "duration_s": fmt_duration(row.get("duration_s")) if row.get("duration_s") is not None else "-",
+        "started": fmt_when(row.get("created_at")),
+    }
+    return [Text(str(values[k]), justify="right") if k in NUMERIC else values[k] for k in COLUMNS]
+
+
+class RunsTable(DataTable):
+    """A row per run (key: run id) with a mark column; the header shows the sort column and direction.
+
+    The screen owns filtering, sorting and marks; ``show`` redraws and keeps the cursor on its run.
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None):
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
+        self.row_ids: list[str] = []
+
+    def show(self, rows: list[dict[str, Any]], marked: set[str], sort_key: str, descending: bool) -> None:
+        current = self.current_id()
+        columns = []
+        for key in COLUMNS:
+            label = "" if key == "mark" else SORT_COLUMNS[key]
+            if key == sort_key:
+                label += " ▼" if descending else " ▲"
+            columns.append((key, Text(label, justify="right") if key in NUMERIC else label))
+        self.row_ids = [r["id"] for r in rows]
+        fill(self, columns, [(r["id"], cells(r, r["id"] in marked)) for r in rows])
+        if current in self.row_ids:
+            self.move_cursor(row=self.row_ids.index(current), animate=False)
+
+    def current_id(self) -> str | None:
+        if not self.row_ids or not (0 <= self.cursor_row < len(self.row_ids)):
+            return None
+        return self.row_ids[self.cursor_row]

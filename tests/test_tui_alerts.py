@@ -76,3 +76,16 @@ def test_other_events_and_missing_fields_are_ignored():
            {"type": "heartbeat", "t": 3.0, "rank": 0}]
     assert m.observe(evs, now=3.0) == []
     assert m.last_step == 2
+
+
+def test_a_straggler_is_flagged_against_the_median_step_time():
+    from tui.runstate import RankInfo
+    from tui.widgets.ranks_table import render_ranks, stragglers
+
+    ranks = {r: RankInfo(rank=r, step=10, heard_t=100.0, step_time=0.05, host=f"node{r // 2}") for r in range(4)}
+    assert stragglers(ranks) == []
+    ranks[3].step_time = 0.2  # four times the others
+    assert stragglers(ranks) == [3]
+    text = render_ranks(ranks, now=101.0, live=True).plain
+    assert "STRAGGLER" in text and text.count("STRAGGLER") == 1 and "node1" in text
+    assert stragglers({0: RankInfo(rank=0, step_time=1.0)}) == []  # one rank has no one to lag behind

@@ -151,16 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     parent = None
     resume_from = None
     if args.resume:
-        parent = reconcile(store, need_run(store, args.resume)["id"])  # a dead 'running' run becomes lost
-        ckpts = store.checkpoints(parent["id"])
-        if parent["status"] == "running":
-            raise UserError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")
-        # The newest checkpoint still on disk (a folder deleted by hand is skipped, not a crash in the ranks).
-        ckpts = [c for c in ckpts if (Path(c["path"]) / "model_state.pdparams").is_file()]
-        if not ckpts:
-            raise UserError(f"run {parent['id']} has no checkpoint (left on disk) to resume from")
-        resume_from = ckpts[-1]["path"]
-        cfg = RunConfig.from_dict(parent["config"], source=f"run {parent['id']}")
+        parent, cfg, resume_from = launch.resume_point(store, need_run(store, args.resume))
         overrides = {n: getattr(args, n) for n in RunConfig.field_names() if getattr(args, n, None) is not None}
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides}).check()
     else:

@@ -301,3 +301,18 @@ def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]
             argv += [f"--{name}", ("true" if v else "false") if isinstance(v, bool) else str(v)]
         out.append(argv)
     return out
+
+
+def resume_point(store: Store, ref_run: dict[str, Any]) -> tuple[dict[str, Any], RunConfig, str]:
+    """What `train --resume RUN` continues from: (the old run reconciled, its config, latest checkpoint)."""
+    from core.reconcile import reconcile
+
+    parent = reconcile(store, ref_run["id"])  # a dead 'running' run becomes lost first
+    if parent["status"] == "running":
+        raise LaunchError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")
+    # The newest checkpoint still on disk (a folder deleted by hand is skipped, not a crash in the ranks).
+    ckpts = [c for c in store.checkpoints(parent["id"]) if (Path(c["path"]) / "model_state.pdparams").is_file()]
+    if not ckpts:
+        raise LaunchError(f"run {parent['id']} has no checkpoint (left on disk) to resume from")
+    cfg = RunConfig.from_dict(parent["config"], source=f"run {parent['id']}")
+    return parent, cfg, ckpts[-1]["path"]

@@ -277,6 +277,39 @@ async def test_clone_carries_the_runs_config(db):
                                         "run_name": "higher-lr"}
 
 
+class ResumeRecorder:
+    """Stands in for the app's launcher: resume() is what the real one does, minus starting paddle."""
+
+    def __init__(self):
+        self.resumed: list[str] = []
+
+    def resume(self, store: Store, run_id: str) -> dict[str, Any]:
+        self.resumed.append(run_id)
+        run = store.get_run(run_id)
+        assert run is not None
+        return {**run, "id": run_id + "-resumed", "resumed_from": "checkpoint", "parent_run": run_id}
+
+
+@pytest.mark.anyio
+async def test_resume_a_stopped_run_opens_its_continuation_and_refuses_a_finished_one(db):
+    app = history_app(db)
+    app.launcher = ResumeRecorder()  # type: ignore[attr-defined]
+    opened: list[dict[str, Any]] = []
+    app.open_live = opened.append  # type: ignore[attr-defined]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_history(pilot)
+        await cursor_to(pilot, "baseline")  # finished: nothing to resume
+        await pilot.press("u")
+        await pilot.pause()
+        assert app.launcher.resumed == []
+        assert any("only a stopped, failed or lost run" in n.message for n in app._notifications)
+        await cursor_to(pilot, "stopped-early")
+        await pilot.press("u")
+        await until(pilot, lambda: opened)
+        assert app.launcher.resumed == [RUN_IDS["stopped-early"]]
+        assert opened[0]["parent_run"] == RUN_IDS["stopped-early"]
+
+
 # ---------------------------------------------------------------------------- delete
 @pytest.mark.anyio
 async def test_a_running_run_cannot_be_deleted(db):

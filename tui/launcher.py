@@ -22,6 +22,10 @@ class Launcher(Protocol):
         """Start a run; returns its store row. Raises a user error (ConfigError, DataError...) on bad input."""
         ...
 
+    def resume(self, store: Store, run_id: str) -> dict[str, Any]:
+        """Continue a stopped/failed/lost run from its latest checkpoint as a new linked run."""
+        ...
+
     def stop(self, store: Store, run: dict[str, Any]) -> str:
         """Stop gracefully (checkpoint first), then by signals; returns the final status."""
         ...
@@ -43,6 +47,16 @@ class ProcessLauncher:
         from core import launch
 
         prep = launch.prepare_run(cfg, launch.runs_root_for(store.path), report=report, progress=progress)
+        return launch.spawn(store, prep)
+
+    def resume(self, store: Store, run_id: str) -> dict[str, Any]:
+        from core import launch
+
+        run = store.get_run(run_id)
+        if run is None:
+            raise launch.LaunchError(f"no run {run_id}")
+        parent, cfg, ckpt = launch.resume_point(store, run)
+        prep = launch.prepare_run(cfg, launch.runs_root_for(store.path), resume_from=ckpt, parent_run=parent["id"])
         return launch.spawn(store, prep)
 
     def stop(self, store: Store, run: dict[str, Any]) -> str:

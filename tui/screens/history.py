@@ -194,6 +194,19 @@ class RunActions:
         cfg = RunConfig.from_dict({k: v for k, v in (run.get("config") or {}).items() if k in known})
         self.post_message(CloneRequested(cfg, run_id))  # type: ignore[attr-defined]
 
+    def resume_run(self, run: dict[str, Any]) -> None:
+        """Continue a stopped, failed or lost run from its latest checkpoint, as a new linked run."""
+        if run["status"] in ("running", "finished"):
+            self.notify(f"Run {run['id']} is {run['status']}: only a stopped, failed or lost run resumes.",
+                        severity="warning")
+            return
+        self.run_worker(lambda: self._resume(run["id"]), thread=True, group="run-action", exit_on_error=False)
+
+    def _resume(self, run_id: str) -> None:
+        with opened(self.store_path) as store:
+            new = self.app.launcher.resume(store, run_id)
+        self.app.call_from_thread(self.app.open_live, new)
+
     def delete_run_asked(self, run: dict[str, Any]) -> None:
         if run["status"] == "running":
             self.notify(f"Run {run['id']} is running: stop it before deleting it.", severity="warning")
@@ -253,6 +266,7 @@ class HistoryScreen(RunActions, Screen[None]):
         Binding("c", "compare", "Compare"),
         Binding("r", "results", "Results"),
         Binding("n", "clone", "Clone"),
+        Binding("u", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("x", "export_run", "Export run"),
         Binding("X", "export_table", "Export table"),
@@ -427,6 +441,11 @@ class HistoryScreen(RunActions, Screen[None]):
         row = self.current_row()
         if row is not None:
             self.delete_run_asked(row)
+
+    def action_resume(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            self.resume_run(row)
 
     def action_export_run(self) -> None:
         row = self.current_row()

@@ -153,6 +153,7 @@ class RunPage(RunActions, Screen[None]):
         Binding("escape", "back", "Back"),
         Binding("r", "results", "Results"),
         Binding("n", "clone", "Clone"),
+        Binding("u", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("x", "export", "Export"),
     ]
@@ -277,6 +278,10 @@ class RunPage(RunActions, Screen[None]):
     def action_delete(self) -> None:
         if self.run is not None:
             self.delete_run_asked(self.run)
+
+    def action_resume(self) -> None:
+        if self.run is not None:
+            self.resume_run(self.run)
 
     def action_export(self) -> None:
         self.export_run_asked(self.run_id)

@@ -57,6 +57,12 @@ class EvalTable(DataTable):
             same = same or [i for i, r in enumerate(rows) if (r.step, r.checkpoint) == (cur.step, cur.checkpoint)]
             if same:
                 self.move_cursor(row=same[0], animate=False)
+        elif rows:
+            # First fill: on the best checkpoint (else the newest), the row "Evaluate" acts on.
+            ckpts = [i for i, r in enumerate(rows) if r.checkpoint is not None]
+            best = [i for i in ckpts if rows[i].best]
+            if best or ckpts:
+                self.move_cursor(row=(best or ckpts)[-1], animate=False)
 
     def current(self) -> ResultRow | None:
         if not self.results or not (0 <= self.cursor_row < len(self.results)):

@@ -51,7 +51,7 @@ class EventWriter:
         if type not in TYPES:
             raise ValueError(f"unknown event type {type!r}")
         ev = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(self._clock(), 3), "type": type}
-        ev.update({k: _clean(v) for k, v in fields.items()})
+        ev.update({k: finite_or_text(v) for k, v in fields.items()})
         # allow_nan=False would raise on a NaN loss; _clean turns non-finite floats into strings.
         self._fh.write(json.dumps(ev, separators=(",", ":")) + "\n")
         self._fh.flush()
@@ -78,13 +78,14 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
-def _clean(v: Any) -> Any:
+def finite_or_text(v: Any) -> Any:
+    """Non-finite floats (a NaN loss) as 'nan'/'inf'/'-inf', anywhere in a structure: strict JSON."""
     if isinstance(v, float) and not math.isfinite(v):
         return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
     if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
+        return {k: finite_or_text(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
+        return [finite_or_text(x) for x in v]
     return v
 
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from core.events import finite_or_text
 from core.store import Store
 
 FORMATS = ("csv", "json")
@@ -51,16 +51,7 @@ def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
 
 def to_json(obj: Any, indent: int | None = None) -> str:
     """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
-    def clean(v: Any) -> Any:
-        if isinstance(v, float) and not math.isfinite(v):
-            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf")
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [clean(x) for x in v]
-        return v
-
-    return json.dumps(clean(obj), default=str, indent=indent)
+    return json.dumps(finite_or_text(obj), default=str, indent=indent)
 
 
 def run_csv(rec: dict[str, Any]) -> str:

@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import http.server
 import io
-import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+from localhttp import closed_port, serve_dir
 
 from core import data
 from core.data import DataError, read_split, validate_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-
-@contextlib.contextmanager
-def serve_dir(folder: Path):
-    """A local HTTP server for `folder` on 127.0.0.1 (never a real external host); yields its URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def closed_port() -> int:
-    """A local port nobody listens on: connecting is refused at once, like a host with no route."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write(tmp_path: Path, content: bytes | str, name: str = "train.tsv") -> Path:

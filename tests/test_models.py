@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import http.server
 import json
 import os
@@ -14,35 +12,13 @@ import time
 from pathlib import Path
 
 import pytest
+from localhttp import closed_port, serve_dir
 
 from core import models
 from core.models import DownloadError, ModelError, download_file, resolve_model
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_DIR = ROOT / "assets" / "gpt2-tiny"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args: object) -> None:  # keep test output clean
-        pass
-
-
-@contextlib.contextmanager
-def serve_dir(folder: Path):
-    """A local HTTP server for `folder` on 127.0.0.1; yields its URL."""
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_address[1]}"
-    finally:
-        srv.shutdown()
-        srv.server_close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -103,17 +103,64 @@ class Ema:
         self._raw = 0.0
         self._n = 0
 
-    def feed(self, xs: Iterable[float], ys: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
-        out_x, out_y = [], []
+    def feed(self, xs: Iterable[float], ys: Iterable[float | None]) -> tuple[np.ndarray, np.ndarray]:
+        """The smoothed curve of the finite ys (NaN, inf and None skipped), as (xs, ys) arrays.
+
+        Vectorised: the recurrence raw_i = b raw_(i-1) + (1 - b) y_i is solved in blocks of ``_BLOCK``
+        points with one matrix product (no negative powers of b, so nothing overflows), and only the
+        blocks' end values are carried in a Python loop. Equal to the point-by-point loop within ~1e-15.
+        """
+        x = _floats(xs)
+        y = _floats(ys)
+        if len(x) != len(y):
+            raise ValueError(f"xs and ys differ in length ({len(x)} != {len(y)})")
+        ok = np.isfinite(y)
+        x, y = x[ok], y[ok]
+        m = len(y)
+        if not m:
+            return x, y
         b = self.beta
-        for x, y in zip(xs, ys, strict=True):
-            if y is None or not math.isfinite(y):
-                continue
-            self._raw = b * self._raw + (1 - b) * y
-            self._n += 1
-            out_x.append(x)
-            out_y.append(self._raw / (1 - b ** self._n))
-        return np.asarray(out_x, dtype=np.float64), np.asarray(out_y, dtype=np.float64)
+        n_blocks = -(-m // _BLOCK)
+        blocks = np.zeros(n_blocks * _BLOCK)
+        blocks[:m] = y
+        blocks = blocks.reshape(n_blocks, _BLOCK)
+        i = np.arange(_BLOCK)
+        lag = i[:, None] - i[None, :]
+        decay = np.where(lag >= 0, b ** np.maximum(lag, 0).astype(np.float64), 0.0)  # [i, j] = b^(i-j), j <= i
+        part = (1 - b) * (blocks @ decay.T)  # each block's recurrence started from raw = 0
+        carry_in = np.empty(n_blocks)  # raw before each block
+        raw = self._raw
+        b_block = b ** _BLOCK
+        for k, end in enumerate(part[:, -1].tolist()):
+            carry_in[k] = raw
+            raw = b_block * raw + end
+        raw_all = (part + carry_in[:, None] * (b ** (i + 1.0))[None, :]).ravel()[:m]
+        self._raw = float(raw_all[-1])
+        n = self._n + np.arange(1, m + 1, dtype=np.float64)
+        self._n += m
+        return x, raw_all / (1 - b ** n)
+
+
+_BLOCK = 64
+
+
+def _floats(values: Iterable[float | None]) -> np.ndarray:
+    """A float64 array (None -> NaN) without copying an array that already is one."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    return np.asarray(list(values), dtype=np.float64)
+
+
+def metric_xy(arrays: Mapping[str, np.ndarray], y: str, x: str = "step") -> tuple[np.ndarray, np.ndarray]:
+    """Two of ``Store.metric_arrays``' columns as (xs, ys), rows whose y is NaN (NULL in the store) dropped.
+
+    The same points as ``column`` over ``Store.metrics``' dicts (SQLite stores no NaN, so NaN here was NULL).
+    """
+    xs, ys = arrays[x], arrays[y]
+    keep = ~(np.isnan(xs) | np.isnan(ys))
+    if keep.all():
+        return xs, ys
+    return xs[keep], ys[keep]
 
 
 def column(rows: Iterable[Mapping[str, Any]], x: str, y: str) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from core.progress import fmt_duration
 
@@ -50,3 +51,18 @@ def fmt_age(seconds: float | None) -> str:
     if s < 3600:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def update_text(widget: Any, text: Any) -> None:
+    """``Static.update`` without a whole-screen layout when the text keeps its shape.
+
+    Textual lays out the entire screen on every ``update()`` by default; the live screen's panels update
+    every tick, and a profile showed 82 full layouts in 24 s (bench/monitor_overhead.py). Same number of
+    lines and same widest line: the size cannot change, so a repaint is enough (-31 % dashboard CPU).
+    """
+    plain = text.plain if hasattr(text, "plain") else str(text)
+    lines = plain.split("\n")
+    shape = (len(lines), max((len(ln) for ln in lines), default=0))
+    same = getattr(widget, "_gpt2_text_shape", None) == shape
+    widget._gpt2_text_shape = shape
+    widget.update(text, layout=not same)

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui.alerts import Alert
+from tui.format import update_text
 
 ICONS = {"nan": "✘ NaN", "stall": "⏸ stall", "throughput": "↓ slow"}
 
@@ -32,5 +33,5 @@ class AlertsPanel(Static, can_focus=True):
 
     def add(self, alerts: list[Alert]) -> None:
         self.alerts.extend(alerts)
-        self.update(render_alerts(self.alerts))
+        update_text(self, render_alerts(self.alerts))
         self.set_class(bool(self.alerts), "-has-alerts")

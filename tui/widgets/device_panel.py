@@ -11,7 +11,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
 from core.devices import DeviceReport, GpuInfo, ProcStat
-from tui.format import fmt_bytes
+from tui.format import fmt_bytes, update_text
 
 HISTORY = 120  # samples (~2 minutes at 1 Hz); the app keeps as many for screens opened later
 
@@ -32,7 +32,7 @@ class _Trace(Horizontal):
     def push(self, value: float | None, text: str) -> None:
         if value is not None:
             self.history.append(value)
-        self.label.update(text)
+        update_text(self.label, text)
         self.spark.data = list(self.history)
 
 
@@ -58,7 +58,7 @@ class GpuCard(Vertical):
         if g.power_w is not None:
             limit = f"/{g.power_limit_w:.0f}" if g.power_limit_w else ""
             t.append(f"  {g.power_w:.0f}{limit} W")
-        self.title.update(t)
+        update_text(self.title, t)
         self.util.push(g.util, f"util {g.util:>3.0f}%" if g.util is not None else "util   ?")
         share = 100 * g.mem_used / g.mem_total if g.mem_used is not None and g.mem_total else None
         self.mem.push(share, f"mem  {_gib_pair(g.mem_used, g.mem_total)}")
@@ -145,7 +145,7 @@ class DevicePanel(VerticalScroll):
         else:
             head.append(f"CPU {c.model}", style="bold")
             head.append(f"  {c.cores_logical} cores")
-        self.query_one("#device-head", Static).update(head)
+        update_text(self.query_one("#device-head", Static), head)
         box = self.query_one("#gpu-cards")
         box.display = kind == "gpu"
         self.query_one("#cpu-box").display = kind == "cpu"
@@ -161,5 +161,5 @@ class DevicePanel(VerticalScroll):
             share = 100 * c.mem_used / c.mem_total if c.mem_total else None
             self.cpu_mem.push(share, f"mem  {_gib_pair(c.mem_used, c.mem_total)}")
             width = (self.size.width or 40) - 2
-            self.query_one("#core-bars", Static).update(core_bars(c.load_per_core, width))
-        self.query_one("#proc-table", Static).update(render_procs(procs or []))
+            update_text(self.query_one("#core-bars", Static), core_bars(c.load_per_core, width))
+        update_text(self.query_one("#proc-table", Static), render_procs(procs or []))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import fmt_age, fmt_duration, fmt_float, fmt_rate
+from tui.format import fmt_age, fmt_duration, fmt_float, fmt_rate, update_text
 from tui.runstate import RunState
 
 STATUS_STYLE = {"running": "bold green", "finished": "bold cyan", "stopped": "bold yellow", "failed": "bold red",
@@ -65,4 +65,4 @@ class ProgressPanel(Static):
 
     def show(self, state: RunState, status: str, now: float, reason: str | None = None) -> None:
         self.state, self.status, self.reason = state, status, reason
-        self.update(render_progress(state, status, now, self.size.width or 80, reason))
+        update_text(self, render_progress(state, status, now, self.size.width or 80, reason))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.format import fmt_age, fmt_bytes
+from tui.format import fmt_age, fmt_bytes, update_text
 from tui.runstate import RankInfo
 
 # The trainer's heartbeat comes every 5 s and a ranks record at every flush (~1 s): 30 s of silence is
@@ -72,4 +72,4 @@ class RanksTable(Static, can_focus=True):
         self.ranks = ranks
         self.silent = silent_ranks(ranks, now) if live else []
         self.stragglers = stragglers(ranks)
-        self.update(render_ranks(ranks, now, live))
+        update_text(self, render_ranks(ranks, now, live))

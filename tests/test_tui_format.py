@@ -18,6 +18,6 @@ def test_layout_only_when_the_shape_changes():
     update_text(w, Text("step 1\nloss 0.5"))
     update_text(w, Text("step 2\nloss 0.4"))  # same lines, same widths: repaint only
     update_text(w, Text("step 3\nloss 0.4\nNaN!"))  # a line more: the panel may grow
-    update_text(w, Text("step 30\nloss 0.4\nNaN!"))  # a wider line
-    update_text(w, "step 30\nloss 0.3\nNaN!")  # plain strings work too
+    update_text(w, Text("step 300000\nloss 0.4\nNaN!"))  # a wider widest line
+    update_text(w, "step 300001\nloss 0.3\nNaN!")  # plain strings work too
     assert w.calls == [True, False, True, True, False]

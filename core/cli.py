@@ -318,7 +318,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     if rec["bad_lines"]:
         print(f"warning    {rec['bad_lines']} malformed event line(s) skipped")
     if rec["error"]:
-        print(f"error      {rec['error']}")
+        # A stopped run's "error" is the reason it stopped (a stop request, a signal): not a failure.
+        print(f"{'error' if rec['status'] in ('failed', 'lost') else 'reason':<10} {rec['error']}")
     return 0
 
 

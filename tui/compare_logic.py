@@ -136,9 +136,12 @@ class Ema:
             raw = b_block * raw + end
         raw_all = (part + carry_in[:, None] * (b ** (i + 1.0))[None, :]).ravel()[:m]
         self._raw = float(raw_all[-1])
-        n = self._n + np.arange(1, m + 1, dtype=np.float64)
+        # Debias by 1 - b^n; past the first few hundred points b^n < 2^-60 and the divisor is exactly 1.0.
+        cut = m if not 0.0 < b < 1.0 else max(0, min(m, math.ceil(-60 * math.log(2) / math.log(b)) + 1 - self._n))
+        divisor = np.ones(m)
+        divisor[:cut] = 1 - b ** (self._n + np.arange(1, cut + 1, dtype=np.float64))
         self._n += m
-        return x, raw_all / (1 - b ** n)
+        return x, raw_all / divisor
 
 
 _BLOCK = 64

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui.compare_logic import Ema, column, config_diff
+from tui.compare_logic import Ema, column, config_diff, metric_xy
 from tui.format import fmt_float, fmt_rate
 from tui.runstate import EMA_BETA
 from tui.screens.history import CSS_FILE, opened
@@ -81,12 +81,12 @@ class CompareScreen(Screen[None]):
                 if run is None:
                     continue
                 run["summary"] = store.summary(rid)
-                metrics = store.metrics(rid)
+                metrics = store.metric_arrays(rid)
                 evals = [e for e in store.evals(rid) if e["source"] == "train"]
                 label = run_label(run)
-                curves["compare-loss"][label] = Ema(EMA_BETA).feed(*column(metrics, "step", "loss"))
+                curves["compare-loss"][label] = Ema(EMA_BETA).feed(*metric_xy(metrics, "loss"))
                 curves["compare-acc"][label] = column(evals, "step", "accuracy")
-                curves["compare-sps"][label] = column(metrics, "step", "samples_per_s")
+                curves["compare-sps"][label] = metric_xy(metrics, "samples_per_s")
                 runs.append(run)
         self.post_message(self.Loaded(runs, curves))
 

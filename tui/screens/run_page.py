@@ -27,7 +27,7 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 from core.launch import runs_root_for
 from core.progress import fmt_duration
 from core.reconcile import log_tail, worker_log
-from tui.compare_logic import Ema, column
+from tui.compare_logic import Ema, column, metric_xy
 from tui.format import fmt_float, fmt_rate
 from tui.runstate import EMA_BETA, EVAL_ACC, LOSS, LOSS_EMA, LR, SAMPLES, TOKENS
 from tui.screens.history import CSS_FILE, RunActions, RunDeleted, opened
@@ -217,17 +217,16 @@ class RunPage(RunActions, Screen[None]):
                 if run is None:
                     self.post_message(self.Loaded(None))
                     return
-                metrics = store.metrics(self.run_id, after_step=self._last_step)
+                metrics = store.metric_arrays(self.run_id, after_step=self._last_step)
                 evals = store.evals(self.run_id)
                 data = PageData(
                     run=run, summary=store.summary(self.run_id), points={}, last_step=self._last_step,
                     eval_xs=np.empty(0), eval_ys=np.empty(0), evals=evals,
                     checkpoints=store.checkpoints(self.run_id), logs=store.logs(self.run_id, 100))
-            if metrics:
-                data.last_step = metrics[-1]["step"]
-            data.points = {LOSS: column(metrics, "step", "loss"), LR: column(metrics, "step", "lr"),
-                           SAMPLES: column(metrics, "step", "samples_per_s"),
-                           TOKENS: column(metrics, "step", "tokens_per_s")}
+            if len(metrics["step"]):
+                data.last_step = int(metrics["step"][-1])
+            data.points = {LOSS: metric_xy(metrics, "loss"), LR: metric_xy(metrics, "lr"),
+                           SAMPLES: metric_xy(metrics, "samples_per_s"), TOKENS: metric_xy(metrics, "tokens_per_s")}
             data.points[LOSS_EMA] = self._ema.feed(*data.points[LOSS])
             data.eval_xs, data.eval_ys = column([e for e in evals if e["source"] == "train"], "step", "accuracy")
             if run.get("run_dir"):

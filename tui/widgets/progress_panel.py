@@ -27,7 +27,7 @@ def render_progress(state: RunState, status: str, now: float, width: int = 80, r
         t.append("  ▕")
         t.append(bar(state.fraction, max(8, min(40, width // 5))), style="cyan")
         t.append(f"▏ {100 * state.fraction:3.0f}%")
-    epochs = f" / {state.num_epochs:g}" if state.num_epochs else ""
+    epochs = f" / {state.num_epochs:.3g}" if state.num_epochs else ""  # max_steps gives fractions: 21.3
     t.append(f"  epoch {state.epoch:.2f}{epochs}")
     t.append(f"  elapsed {fmt_duration(state.elapsed(now))}")
     if status == "running":

@@ -111,3 +111,17 @@ def test_preview_is_launch_argv_shell_quoted(tmp_path):
 def test_preview_refuses_devices_that_cannot_be_had(tmp_path):
     with pytest.raises(DeviceError):
         preview_argv(RunConfig(devices="gpu:0"), tmp_path, fake_report(1, gpus=0))
+
+
+def test_multinode_preview_adds_the_command_for_each_other_node(tmp_path):
+    cfg = offline_preset().replace(nnodes=3, master="10.0.0.1:6170", devices="cpu:1", max_steps=40)
+    text = preview_text(cfg, tmp_path / "runs", fake_report(1, gpus=0))
+    master, rest = text.split("\n\n# then on each other node:\n")
+    assert shlex.split(master) == preview_argv(cfg, tmp_path / "runs", fake_report(1, gpus=0))
+    workers = [shlex.split(line) for line in rest.splitlines()]
+    assert [w[w.index("--node_rank") + 1] for w in workers] == ["1", "2"]
+    for w in workers:
+        assert w[1:4] == ["train", "--join", "10.0.0.1:6170"]
+        assert w[w.index("--max_steps") + 1] == "40" and w[w.index("--devices") + 1] == "cpu:1"
+    # a worker node's own form shows just its command
+    assert "other node" not in preview_text(cfg.replace(node_rank=1), tmp_path / "runs", fake_report(1, gpus=0))

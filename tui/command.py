@@ -14,7 +14,7 @@ from pathlib import Path
 from core import data, models
 from core.config import RunConfig
 from core.devices import DeviceReport
-from core.launch import launch_argv
+from core.launch import launch_argv, worker_commands
 from tui.preflight import select_devices
 
 RUN_ID_PLACEHOLDER = "RUN_ID"
@@ -46,4 +46,10 @@ def preview_argv(cfg: RunConfig, runs_root: Path, report: DeviceReport) -> list[
 
 
 def preview_text(cfg: RunConfig, runs_root: Path, report: DeviceReport) -> str:
-    return shlex.join(preview_argv(cfg, runs_root, report))
+    """The command; for the master of a multi-node job, also what to start on every other node."""
+    text = shlex.join(preview_argv(cfg, runs_root, report))
+    if cfg.nnodes > 1 and cfg.node_rank == 0:
+        text += "\n\n# then on each other node:"
+        for argv in worker_commands(cfg):
+            text += "\n" + shlex.join(argv)
+    return text

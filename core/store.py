@@ -13,9 +13,12 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.events import as_float
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SCHEMA_VERSION = 1
 APP_ID = "gpt2-tui"
@@ -333,6 +336,36 @@ class Store:
         return list(self.db.query("SELECT * FROM metrics WHERE run_id = ? AND step > ? ORDER BY step",
                                   [run_id, after_step]))
 
+    def metric_arrays(self, run_id: str, after_step: int | None = None) -> dict[str, np.ndarray]:
+        """The chart columns of a run's metrics (``METRIC_ARRAY_COLUMNS``) as float64 numpy arrays in step
+        order, NULL as NaN: a million rows in well under a second, where ``metrics`` builds a dict per row."""
+        import itertools
+
+        import numpy as np
+
+        cols = METRIC_ARRAY_COLUMNS[1:]
+        where = "run_id = ?" if after_step is None else "run_id = ? AND step > ?"
+        args: tuple[Any, ...] = (run_id,) if after_step is None else (run_id, after_step)
+        # np.fromiter stops at a None: NULL is read as -DBL_MAX (never a real loss, rate or throughput) and,
+        # only where that value shows up, a second query says which of those cells are NULL (-> NaN).
+        fill = -np.finfo(np.float64).max
+        cur = self.conn.execute(f"SELECT step, {', '.join(f'IFNULL({c}, ?)' for c in cols)} FROM metrics"
+                                f" WHERE {where} ORDER BY step", (*[float(fill)] * len(cols), *args))
+        table = np.fromiter(itertools.chain.from_iterable(cur), np.float64).reshape(-1, len(METRIC_ARRAY_COLUMNS))
+        if len(table) and (table[:, 1:] == fill).any():
+            nulls = self.conn.execute(
+                f"SELECT step, {', '.join(f'{c} IS NULL' for c in cols)} FROM metrics WHERE {where} AND step <= ?"
+                f" AND ({' OR '.join(f'{c} IS NULL' for c in cols)}) ORDER BY step", (*args, table[-1, 0])).fetchall()
+            if nulls:
+                flagged = np.array(nulls, dtype=np.float64)
+                rows = np.searchsorted(table[:, 0], flagged[:, 0])
+                keep = table[rows, 0] == flagged[:, 0]  # a row written between the two reads is not in the table
+                rows, flags = rows[keep], flagged[keep, 1:].astype(bool)
+                block = table[rows, 1:]
+                block[flags] = np.nan
+                table[rows, 1:] = block
+        return {c: np.ascontiguousarray(table[:, i]) for i, c in enumerate(METRIC_ARRAY_COLUMNS)}
+
     def evals(self, run_id: str) -> list[dict[str, Any]]:
         rows = list(self.db.query("SELECT * FROM evals WHERE run_id = ? ORDER BY t, step", [run_id]))
         for r in rows:
@@ -383,6 +416,9 @@ class Store:
     def integrity_ok(self) -> bool:
         return self.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
+
+# The columns of Store.metric_arrays, in its arrays' order.
+METRIC_ARRAY_COLUMNS = ("step", "loss", "lr", "samples_per_s", "tokens_per_s")
 
 # Event fields that ingest binds to a table column as they are: each must be a scalar (or absent).
 _COLUMN_FIELDS = frozenset({"step", "epoch", "path", "level", "rank", "host", "local_rank", "device", "mem_bytes",

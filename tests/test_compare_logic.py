@@ -13,7 +13,16 @@ import pytest
 
 from core.config import SAMPLE_DATA_DIR
 from core.export import ExportError, format_for, table_text, write_text
-from tui.compare_logic import Ema, config_diff, default_eval_file, filter_rows, results_rows, sort_rows
+from tui.compare_logic import (
+    Ema,
+    column,
+    config_diff,
+    default_eval_file,
+    filter_rows,
+    metric_xy,
+    results_rows,
+    sort_rows,
+)
 
 
 def rows():
@@ -79,6 +88,50 @@ def test_ema_is_debiased_skips_nonfinite_and_resumes():
     a = half.feed(xs[:3], ys[:3])[1]
     b = half.feed(xs[3:], ys[3:])[1]
     assert np.allclose(np.concatenate([a, b]), ey)
+
+
+
+def _ema_loop(beta, xs, ys, raw=0.0, n=0):
+    """The point-by-point EMA that Ema.feed replaced (the reference)."""
+    out_x, out_y = [], []
+    for x, y in zip(xs, ys, strict=True):
+        if y is None or not math.isfinite(y):
+            continue
+        raw = beta * raw + (1 - beta) * y
+        n += 1
+        out_x.append(x)
+        out_y.append(raw / (1 - beta ** n))
+    return out_x, out_y
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.3, 0.9, 0.99, 0.999])
+def test_vectorised_ema_equals_the_point_by_point_loop(beta):
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 63, 64, 65, 1000, 5003):
+        xs = np.arange(1, n + 1, dtype=np.float64)
+        ys = 0.7 * np.exp(-xs / 2000) + rng.normal(0, 0.05, n) + 10 * (rng.random(n) < 0.01)
+        ys[rng.random(n) < 0.05] = np.nan
+        ys[rng.random(n) < 0.01] = np.inf
+        ref_x, ref_y = _ema_loop(beta, xs.tolist(), ys.tolist())
+        ex, ey = Ema(beta).feed(xs, ys)
+        assert ex.tolist() == ref_x
+        assert np.allclose(ey, ref_y, rtol=0, atol=1e-9)
+        # Fed in uneven pieces (a running run's reads) it gives the same numbers.
+        ema, parts, cut = Ema(beta), [], 0
+        for size in (1, 5, 70, 200, 10_000):
+            parts.append(ema.feed(xs[cut : cut + size], ys[cut : cut + size].tolist())[1])
+            cut += size
+        assert np.allclose(np.concatenate(parts), ref_y, rtol=0, atol=1e-9)
+    with pytest.raises(ValueError):
+        Ema(beta).feed([1.0, 2.0], [1.0])
+
+
+def test_metric_xy_gives_column_s_points():
+    rows = [{"step": 1, "loss": 0.5}, {"step": 2, "loss": None}, {"step": 3, "loss": float("inf")},
+            {"step": 4, "loss": 0.25}]
+    arrays = {"step": np.array([1.0, 2, 3, 4]), "loss": np.array([0.5, np.nan, np.inf, 0.25])}
+    for got, want in zip(metric_xy(arrays, "loss"), column(rows, "step", "loss"), strict=True):
+        assert got.tolist() == want.tolist()
 
 
 # ---------------------------------------------------------------------------- results

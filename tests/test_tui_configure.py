@@ -155,7 +155,8 @@ async def test_device_picker_writes_the_devices_field(tmp_path):
     async with app.run_test(size=(160, 48)) as pilot:
         screen = await ready(pilot)
         gpus = screen.query_one("#gpu-list", SelectionList)
-        assert sorted(gpus.selected) == [0, 1]  # auto = every GPU
+        # auto = every GPU; the list fills from the first device sample, which can trail the command
+        await wait_for(pilot, lambda: sorted(gpus.selected) == [0, 1])
         gpus.focus()
         await pilot.press("down", "down", "space")  # highlight GPU 0, then GPU 1; un-check it
         await wait_for(pilot, lambda: screen.form.values()["devices"] == "gpu:0")

@@ -153,6 +153,12 @@ class RunConfig:
             raise ConfigError(problems)
         return self
 
+    def device_spec(self) -> str:
+        """The devices spec a launch uses: run_glue's --device cpu with devices auto/gpu means 2 CPU processes."""
+        if self.device == "cpu" and not self.devices.startswith("cpu"):
+            return "cpu:2"
+        return self.devices
+
     def resolved_data_dir(self) -> str:
         return str(SAMPLE_DATA_DIR) if self.data_dir == "sample" else self.data_dir
 

@@ -228,9 +228,7 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     if cfg.nnodes > 1 and cfg.node_rank == 0:
         check_master_port(cfg.master)
     report = report if report is not None else devices.detect(cpu_interval=None)
-    spec = "cpu:" + (cfg.devices.split(":")[1] if cfg.devices.startswith("cpu:") else "2") \
-        if cfg.device == "cpu" and not cfg.devices.startswith("cpu") else cfg.devices
-    sel = devices.parse_devices(spec, report)
+    sel = devices.parse_devices(cfg.device_spec(), report)
     data_dir = str(data.resolve_data_dir(cfg.data_dir, progress=progress))
     data.validate_dir(data_dir)
     # Absolute paths: the ranks start in the run folder, not where the user typed the command.

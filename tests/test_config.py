@@ -75,3 +75,10 @@ def test_toml_round_trip(tmp_path):
     p = tmp_path / "c.toml"
     p.write_text(dump_toml(cfg))
     assert RunConfig.from_dict(load_toml(p)) == cfg
+
+
+def test_device_cpu_turns_auto_or_gpu_devices_into_two_cpu_processes():
+    assert RunConfig(device="cpu", devices="auto").device_spec() == "cpu:2"
+    assert RunConfig(device="cpu", devices="gpu:0").device_spec() == "cpu:2"
+    assert RunConfig(device="cpu", devices="cpu:1").device_spec() == "cpu:1"
+    assert RunConfig(device="auto", devices="gpu:0,1").device_spec() == "gpu:0,1"

@@ -37,16 +37,9 @@ class Check:
         return self.status != FAIL
 
 
-def device_spec(cfg: RunConfig) -> str:
-    """The devices spec prepare_run uses: --device cpu with devices auto/gpu means 2 CPU processes."""
-    if cfg.device == "cpu" and not cfg.devices.startswith("cpu"):
-        return "cpu:2"
-    return cfg.devices
-
-
 def select_devices(cfg: RunConfig, report: DeviceReport) -> DeviceSelection:
     """Raises DeviceError with a one-line reason."""
-    return parse_devices(device_spec(cfg), report)
+    return parse_devices(cfg.device_spec(), report)
 
 
 # ---------------------------------------------------------------------------- the checks

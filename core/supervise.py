@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -22,8 +23,9 @@ import psutil
 
 from core.procs import end_processes, run_processes
 
-# A killed rank stays a zombie until the launcher reaps it (seconds): polling at 0.1 s sees the order in
-# which ranks die, and the zombie's exit status says how (SIGKILL, abort, exit 1).
+# A killed rank stays a zombie until the launcher reaps it (its watch loop polls once a second). Each
+# rank's pidfd wakes the supervisor the moment the rank exits, so it reads the zombie's exit status
+# (SIGKILL, abort, exit 1) before the launcher reaps it; POLL_S bounds the wait otherwise.
 POLL_S = 0.1
 # What a rank's log ends with when it died only because a peer did: it is a victim, not the cause.
 PEER_FAILURE_MARKERS = ("Connection reset by peer", "Connection closed by peer", "gloo::IoException",
@@ -85,6 +87,40 @@ def blame(run_dir: Path, dead: list[dict]) -> dict:
     return (causes or dead)[0]
 
 
+class _ExitWaker:
+    """Sleep until one of the watched processes exits, or the timeout (pidfd_open, Linux >= 5.3).
+
+    Without pidfds (older kernels) it just sleeps: the 0.1 s polling still sees most deaths.
+    """
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self._fds: dict[int, int] = {}  # fd -> pid
+
+    def add(self, pid: int) -> None:
+        try:
+            fd = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd support, or the pid is already gone
+            return
+        self._fds[fd] = pid
+        self._poll.register(fd, select.POLLIN)
+
+    def wait(self, timeout_s: float) -> None:
+        if not self._fds:
+            time.sleep(timeout_s)
+            return
+        for fd, _ in self._poll.poll(timeout_s * 1000):
+            # An exited process stays readable: stop watching it so the next wait sleeps again.
+            self._poll.unregister(fd)
+            del self._fds[fd]
+            os.close(fd)
+
+    def close(self) -> None:
+        for fd in self._fds:
+            os.close(fd)
+        self._fds.clear()
+
+
 def _write_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
@@ -102,6 +138,7 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                                                        signal.signal(signal.SIGHUP, signal.SIG_DFL)))
     _write_json(run_dir / "supervisor.json", {"pid": os.getpid(), "launcher_pid": child.pid, "t": started})
     ranks: dict[int, int] = {}  # pid -> rank
+    waker = _ExitWaker()
     finished: set[int] = set()  # ranks seen exiting 0
     first_dead: dict | None = None
     launcher = psutil.Process(child.pid)
@@ -117,6 +154,7 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                     r = _rank_of(k)
                     if r is not None:
                         ranks[k.pid] = r
+                        waker.add(k.pid)
         polls += 1
         if first_dead is None:
             # A zombie with a bad status, or a rank already reaped, died; one that exited 0 finished.
@@ -134,7 +172,8 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                 first_dead = blame(run_dir, dead)
                 if len(dead) > 1:
                     first_dead["seen_with"] = [d["rank"] for d in dead if d is not first_dead]
-        time.sleep(POLL_S)
+        waker.wait(POLL_S)
+    waker.close()
     code = child.returncode
     # Ranks live in sessions of their own: a launcher killed hard leaves them running. End them.
     orphans = end_processes(run_processes(run_dir, pgid=os.getpgid(0), since=started - 60, exclude=os.getpid()),

@@ -3,6 +3,9 @@
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +109,12 @@ def test_find_run_by_prefix_and_name(tmp_path):
     assert s.find_run("my run")["id"] == "20260101-000000-abcd"
     assert s.find_run("last")["id"] == "20260102-000000-ef01"
     assert s.find_run("2026") is None  # ambiguous prefix
+
+
+def test_opening_a_store_does_not_load_pandas_and_pandas_still_imports_after(tmp_path):
+    code = ("import sys; from core.store import Store; s = Store(sys.argv[1]); s.close(); "
+            "print('pandas' in sys.modules); import pandas; print(hasattr(pandas, 'DataFrame'))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "runs.db")], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True"]

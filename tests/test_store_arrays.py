@@ -59,3 +59,23 @@ def test_metric_arrays_keeps_a_real_value_equal_to_the_null_fill(tmp_path):
     a = store.metric_arrays("r2")
     assert a["loss"].tolist() == [9.0, lowest] and a["lr"][0] == 9.0 and math.isnan(a["lr"][1])
     store.close()
+
+
+def test_metric_preview_is_every_kth_step_with_the_ends_and_nulls_as_nan(tmp_path):
+    store = Store(tmp_path / "runs.db")
+    store.create_run({"id": "long", "status": "finished", "run_dir": str(tmp_path / "long")})
+    rows = [("long", s, None, None if s == 12 else 1.0 / s, 1e-4, 100.0 + s, 1e4, 0.1, float(s))
+            for s in range(1, 1002)]
+    store.conn.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    preview, k = store.metric_preview("long", max_points=100)
+    assert k == 11  # ceil(1001 / 100)
+    assert preview["step"][0] == 1 and preview["step"][-1] == 1001  # the last step is always in
+    np.testing.assert_array_equal(np.diff(preview["step"][:-1]), 11)
+    full = store.metric_arrays("long")
+    rows_in = np.searchsorted(full["step"], preview["step"])
+    for c in METRIC_ARRAY_COLUMNS:  # the same values as the full read at those steps, NULL as NaN
+        np.testing.assert_array_equal(preview[c], full[c][rows_in], err_msg=c)
+    assert preview["step"][1] == 12 and math.isnan(preview["loss"][1])  # a NULL loss reads as NaN
+    assert store.metric_span("long") == (1, 1001) and store.metric_span("none") is None
+    empty, _ = store.metric_preview("none", 100)
+    assert all(len(v) == 0 for v in empty.values())

@@ -466,3 +466,43 @@ async def test_run_page_of_a_running_run_adds_new_steps(db):
         await until(pilot, lambda: len(loss.series("loss")) == 30)
         assert len(loss.series("loss (EMA)")) == 30
         store.close()
+
+
+@pytest.mark.anyio
+async def test_a_long_run_page_draws_a_preview_first_then_every_step_then_keeps_up(tmp_path, monkeypatch):
+    import tui.screens.run_page as run_page
+
+    monkeypatch.setattr(run_page, "PREVIEW_ABOVE", 500)  # a 1,200-step run is "long" here
+    monkeypatch.setattr(run_page, "PREVIEW_POINTS", 100)
+    db = tmp_path / "runs.db"
+    store = Store(db)
+    rid = "20231114-221320-long"
+    write_run(store, tmp_path / "runs", rid, "long", "running", T0, 1200, 2000, {}, "gpt2-tiny", "cpu:2", 1.0)
+    seen: list[tuple[int, int, str]] = []  # (preview k, loss points, title) after each Loaded
+    handler = RunPage.on_run_page_loaded
+
+    def spy(self: RunPage, message: RunPage.Loaded) -> None:
+        handler(self, message)
+        seen.append((message.data.preview_every, len(self.query_one("#chart-loss", ChartWidget).series("loss")),
+                     str(self.query_one("#run-title", Static).render())))
+
+    monkeypatch.setattr(RunPage, "on_run_page_loaded", spy)
+    app = Host(lambda: RunPage(rid, db, clock=Clock(NOW), refresh_s=0.1))
+    async with app.run_test(size=(120, 40)) as pilot:
+        page = app.screen
+        await until(pilot, lambda: page.complete)
+        assert seen[0][0] == 12 and seen[0][1] == 101  # ceil(1200 / 100) = 12: steps 1, 13, ... and 1200
+        assert "drawn from 1 step in 12; loading all 1,200" in seen[0][2]
+        assert seen[1][:2] == (0, 1200), seen  # the full read replaced the preview: no point twice
+        assert "loading" not in seen[1][2]
+        loss = page.query_one("#chart-loss", ChartWidget)
+        assert list(loss.series("loss").xs) == list(range(1, 1201))
+        assert len(loss.series("loss (EMA)")) == 1200
+        with EventWriter(tmp_path / "runs" / rid / "events.jsonl", clock=Clock(NOW)) as w:
+            for s in range(1201, 1206):
+                w.emit("step", step=s, loss=0.5, lr=0.003, samples_per_s=50.0)
+        sync_events(store, rid)
+        await until(pilot, lambda: len(loss.series("loss")) == 1205)  # refreshes read only the new steps
+        assert list(loss.series("loss").xs)[-6:] == list(range(1200, 1206))
+        assert all(k == 0 for k, _, _ in seen[1:])  # one preview, on the first read only
+    store.close()

@@ -2,7 +2,9 @@
 checkpoints and evals, the log tail and, when it failed, the error.
 
 A running run is re-read every ``refresh_s`` seconds; only steps after the last one shown are read
-again, so a long run costs the new rows, not the whole history.
+again, so a long run costs the new rows, not the whole history. A run longer than ``PREVIEW_ABOVE`` steps
+is drawn first from every k-th step (``Store.metric_preview``, a tenth of the full read) and the title
+says so; the full curve replaces it when its read lands.
 """
 
 from __future__ import annotations
@@ -38,10 +40,22 @@ from tui.widgets.runs_table import STATUS_STYLE
 Points = dict[str, tuple[np.ndarray, np.ndarray]]
 
 WORKER_LOG_LINES = 40
+# A run with more steps than this is drawn from about PREVIEW_POINTS of them first (a 160-column chart
+# has 300-odd braille dots across: 4,000 points are more than it can show).
+PREVIEW_ABOVE = 50_000
+PREVIEW_POINTS = 4_000
 
 
 def fmt_time(t: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def _points(metrics: dict[str, np.ndarray], ema: Ema) -> Points:
+    """The charts' series from ``Store.metric_arrays`` columns; the EMA continues ``ema``."""
+    points: Points = {LOSS: metric_xy(metrics, "loss"), LR: metric_xy(metrics, "lr"),
+                      SAMPLES: metric_xy(metrics, "samples_per_s"), TOKENS: metric_xy(metrics, "tokens_per_s")}
+    points[LOSS_EMA] = ema.feed(*points[LOSS])
+    return points
 
 
 @dataclass
@@ -56,6 +70,8 @@ class PageData:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
     logs: list[dict[str, Any]] = field(default_factory=list)
     worker_tail: list[str] = field(default_factory=list)
+    preview_every: int = 0  # > 0: points are every k-th step; the full read follows
+    replace: bool = False  # the charts hold a preview: clear them before drawing these points
 
 
 def _line(out: Text, label: str, value: str | Text, style: str = "") -> None:
@@ -176,6 +192,7 @@ class RunPage(RunActions, Screen[None]):
         self._last_step: int | None = None
         self._ema = Ema(EMA_BETA)
         self._loading = False
+        self.complete = False  # every step is drawn (after a long run's preview)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -210,45 +227,63 @@ class RunPage(RunActions, Screen[None]):
             self._load()
 
     @work(thread=True, group="run-page-load", exit_on_error=False)
-    def _load(self) -> None:
+    def _load(self, full: bool = False) -> None:
+        """Read the run; a long run's first read is a preview only, and its handler starts the full one
+        (``full=True``) once the preview is painted: the two reads never compete for the GIL with the
+        first frame. ``_loading`` stays set from the preview until the full read is done."""
+        handed_on = False
         try:
+            after = self._last_step
             with opened(self.store_path) as store:
                 run = store.get_run(self.run_id)
                 if run is None:
                     self.post_message(self.Loaded(None))
                     return
-                metrics = store.metric_arrays(self.run_id, after_step=self._last_step)
                 evals = store.evals(self.run_id)
                 data = PageData(
-                    run=run, summary=store.summary(self.run_id), points={}, last_step=self._last_step,
+                    run=run, summary=store.summary(self.run_id), points={}, last_step=after,
                     eval_xs=np.empty(0), eval_ys=np.empty(0), evals=evals,
                     checkpoints=store.checkpoints(self.run_id), logs=store.logs(self.run_id, 100))
+                data.eval_xs, data.eval_ys = column([e for e in evals if e["source"] == "train"], "step", "accuracy")
+                if run.get("run_dir"):
+                    data.worker_tail = log_tail(worker_log(Path(run["run_dir"]), 0), WORKER_LOG_LINES)
+                span = store.metric_span(self.run_id) if after is None and not full else None
+                if span is not None and span[1] - span[0] + 1 > PREVIEW_ABOVE:
+                    arrays, k = store.metric_preview(self.run_id, PREVIEW_POINTS)
+                    data.points, data.preview_every = _points(arrays, Ema(EMA_BETA ** k)), k
+                    handed_on = True
+                    self.post_message(self.Loaded(data))
+                    return
+                metrics = store.metric_arrays(self.run_id, after_step=after)
+            data.points, data.replace = _points(metrics, self._ema), full
             if len(metrics["step"]):
                 data.last_step = int(metrics["step"][-1])
-            data.points = {LOSS: metric_xy(metrics, "loss"), LR: metric_xy(metrics, "lr"),
-                           SAMPLES: metric_xy(metrics, "samples_per_s"), TOKENS: metric_xy(metrics, "tokens_per_s")}
-            data.points[LOSS_EMA] = self._ema.feed(*data.points[LOSS])
-            data.eval_xs, data.eval_ys = column([e for e in evals if e["source"] == "train"], "step", "accuracy")
-            if run.get("run_dir"):
-                data.worker_tail = log_tail(worker_log(Path(run["run_dir"]), 0), WORKER_LOG_LINES)
             self.post_message(self.Loaded(data))
         finally:
-            self._loading = False
+            if not handed_on:
+                self._loading = False
 
     def on_run_page_loaded(self, message: Loaded) -> None:
         data = message.data
         if data is None:
             self.query_one("#run-overview", Static).update(Text(f"run {self.run_id} is not in the store",
                                                                 style="red"))
-            self.loaded = True
+            self.loaded = self.complete = True
             return
         self.run = run = data.run
-        self._last_step = data.last_step
+        if not data.preview_every:
+            self._last_step = data.last_step
         title = Text(f"Run {run['id']}", style="bold")
         title.append(f"  {run.get('name') or ''}  ")
         title.append(run["status"], style=STATUS_STYLE.get(run["status"], ""))
+        if data.preview_every:
+            title.append(f"  curves drawn from 1 step in {data.preview_every:,}; loading all "
+                         f"{data.summary.get('metric_rows') or 0:,}…", style="dim")
         self.query_one("#run-title", Static).update(title)
         charts = self.query_one(RunCharts)
+        if data.replace:
+            for chart in charts.charts.values():
+                chart.clear()
         charts.extend({k: v for k, v in data.points.items() if len(v[0])})  # type: ignore[arg-type]
         acc = self.query_one("#chart-loss", ChartWidget)
         acc.series(EVAL_ACC).clear()  # evals are few: replaced whole on every read
@@ -257,7 +292,11 @@ class RunPage(RunActions, Screen[None]):
         self.query_one("#run-config", Static).update(config_text(run))
         self.query_one("#run-checkpoints", Static).update(checkpoints_text(data.checkpoints, data.evals))
         self.query_one("#run-log", Static).update(log_text(data.logs, data.worker_tail))
-        self.loaded = True
+        self.loaded = True  # the first frame is drawn (a preview, for a long run)
+        self.complete = not data.preview_every
+        if data.preview_every:
+            charts.refresh_now()  # paint the preview on this refresh, not the charts' next tick
+            self.call_after_refresh(self._load, True)
 
     def on_run_deleted(self, message: RunDeleted) -> None:
         self.notify(f"Deleted run {message.run_id}" + (" and its folder" if message.files_removed else ""))

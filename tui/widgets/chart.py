@@ -198,9 +198,10 @@ class ChartWidget(Widget):
         self._dirty = True
 
     def on_mount(self) -> None:
-        self.set_interval(self.refresh_interval, self._flush)
+        self.set_interval(self.refresh_interval, self.flush)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Repaint now if points or settings changed (the refresh tick calls this)."""
         if self._dirty:
             self._dirty = False
             self.refresh()

@@ -41,6 +41,11 @@ class RunCharts(Vertical, can_focus=True):
         for name, (xs, ys) in delta.items():
             self._owner[name].extend(name, xs, ys)
 
+    def refresh_now(self) -> None:
+        """Repaint the charts that have new points on the next screen refresh, not on their next tick."""
+        for chart in self.charts.values():
+            chart.flush()
+
     def set_total_steps(self, total: int | None) -> None:
         if total and total != self.total_steps:
             self.total_steps = total

@@ -506,3 +506,38 @@ async def test_a_long_run_page_draws_a_preview_first_then_every_step_then_keeps_
         assert list(loss.series("loss").xs)[-6:] == list(range(1200, 1206))
         assert all(k == 0 for k, _, _ in seen[1:])  # one preview, on the first read only
     store.close()
+
+
+@pytest.mark.anyio
+async def test_compare_draws_long_runs_from_previews_then_in_full(tmp_path, monkeypatch):
+    import tui.screens.compare as compare
+
+    monkeypatch.setattr(compare, "PREVIEW_ABOVE", 500)
+    monkeypatch.setattr(compare, "PREVIEW_POINTS", 100)
+    db = tmp_path / "runs.db"
+    store = Store(db)
+    write_run(store, tmp_path / "runs", "20231114-221320-long", "long", "finished", T0, 1200, 1200, {},
+              "gpt2-tiny", "cpu:2", 1.0)
+    write_run(store, tmp_path / "runs", "20231114-231320-short", "short", "finished", T0 + 3600, 40, 40,
+              {"seed": 7}, "gpt2-tiny", "cpu:2", 1.1)
+    store.close()
+    seen: list[tuple[bool, dict[str, int], str]] = []
+    handler = CompareScreen.on_compare_screen_loaded
+
+    def spy(self: CompareScreen, message: CompareScreen.Loaded) -> None:
+        handler(self, message)
+        loss = self.query_one("#compare-loss", ChartWidget)
+        seen.append((message.preview, {t: len(loss.series(t)) for t in loss._tracks},
+                     str(self.query_one("#compare-title", Static).render())))
+
+    monkeypatch.setattr(CompareScreen, "on_compare_screen_loaded", spy)
+    app = Host(lambda: CompareScreen(["20231114-221320-long", "20231114-231320-short"], db))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.complete)
+        (p0, lens0, title0), (p1, lens1, title1) = seen
+        assert p0 and sorted(lens0.values()) == [40, 101]  # the short run is read in full from the start
+        assert "loading every step" in title0
+        assert not p1 and sorted(lens1.values()) == [40, 1200]  # replaced, not appended
+        assert "loading" not in title1
+        assert screen.query_one(ConfigDiff).fields == ["seed", "run_name"]

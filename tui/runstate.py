@@ -22,6 +22,10 @@ LOSS, LOSS_EMA, EVAL_ACC, LR, SAMPLES, TOKENS = (
 SERIES_NAMES = (LOSS, LOSS_EMA, EVAL_ACC, LR, SAMPLES, TOKENS)
 # TensorBoard's default smoothing: the EMA follows ~10 logged steps, debiased so it starts at the data.
 EMA_BETA = 0.9
+# A run with more steps than this is drawn first from about PREVIEW_POINTS of them (Store.metric_preview),
+# then in full (run page, compare screen): a 160-column chart has 300-odd braille dots across.
+PREVIEW_ABOVE = 50_000
+PREVIEW_POINTS = 4_000
 
 
 @dataclass

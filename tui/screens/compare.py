@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from tui.compare_logic import Ema, column, config_diff, metric_xy
 from tui.format import fmt_float, fmt_rate
-from tui.runstate import EMA_BETA
+from tui.runstate import EMA_BETA, PREVIEW_ABOVE, PREVIEW_POINTS
 from tui.screens.history import CSS_FILE, opened
 from tui.widgets.chart import ChartWidget
 from tui.widgets.config_diff import ConfigDiff
@@ -43,17 +43,20 @@ class CompareScreen(Screen[None]):
     BINDINGS = [Binding("escape", "back", "Back")]
 
     class Loaded(Message):
-        def __init__(self, runs: list[dict[str, Any]], curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]):
+        def __init__(self, runs: list[dict[str, Any]], curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+                     preview: bool = False):
             super().__init__()
             self.runs = runs
             self.curves = curves  # chart id -> label -> (steps, values)
+            self.preview = preview  # long runs' curves are every k-th step; the full read follows
 
     def __init__(self, run_ids: list[str], store_path: str | Path):
         super().__init__()
         self.run_ids = list(run_ids)
         self.store_path = Path(store_path)
         self.diff: list[tuple[str, dict[str, Any]]] = []
-        self.loaded = False
+        self.loaded = False  # the first frame is drawn (from previews, if a run is long)
+        self.complete = False  # every step of every run is drawn
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
@@ -72,29 +75,38 @@ class CompareScreen(Screen[None]):
         self.load()
 
     @work(thread=True, group="compare-load", exit_on_error=False)
-    def load(self) -> None:
+    def load(self, full: bool = False) -> None:
+        """Read the runs. As on a run's page, runs longer than ``PREVIEW_ABOVE`` steps are first read as
+        previews (``Store.metric_preview``); the handler starts the full read once that frame is painted."""
         runs: list[dict[str, Any]] = []
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {cid: {} for cid, _ in CHARTS}
+        preview = False
         with opened(self.store_path) as store:
             for rid in self.run_ids:
                 run = store.get_run(rid)
                 if run is None:
                     continue
                 run["summary"] = store.summary(rid)
-                metrics = store.metric_arrays(rid)
+                span = None if full else store.metric_span(rid)
+                if span is not None and span[1] - span[0] + 1 > PREVIEW_ABOVE:
+                    metrics, k = store.metric_preview(rid, PREVIEW_POINTS)
+                    ema, preview = Ema(EMA_BETA ** k), True
+                else:
+                    metrics, ema = store.metric_arrays(rid), Ema(EMA_BETA)
                 evals = [e for e in store.evals(rid) if e["source"] == "train"]
                 label = run_label(run)
-                curves["compare-loss"][label] = Ema(EMA_BETA).feed(*metric_xy(metrics, "loss"))
+                curves["compare-loss"][label] = ema.feed(*metric_xy(metrics, "loss"))
                 curves["compare-acc"][label] = column(evals, "step", "accuracy")
                 curves["compare-sps"][label] = metric_xy(metrics, "samples_per_s")
                 runs.append(run)
-        self.post_message(self.Loaded(runs, curves))
+        self.post_message(self.Loaded(runs, curves, preview))
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         runs = message.runs
         colours = {run_label(r): PALETTE[i % len(PALETTE)] for i, r in enumerate(runs)}
         for cid, by_run in message.curves.items():
             chart = self.query_one(f"#{cid}", ChartWidget)
+            chart.clear()  # a full read replaces a preview
             for label, (xs, ys) in by_run.items():
                 chart.add_series(label, colours[label])
                 chart.extend(label, xs, ys)
@@ -113,8 +125,15 @@ class CompareScreen(Screen[None]):
         title = f"Comparing {len(runs)} runs"
         if missing:
             title += f" ({', '.join(missing)} no longer in the store)"
+        if message.preview:
+            title += f"  (long runs drawn from about {PREVIEW_POINTS:,} steps each; loading every step…)"
         self.query_one("#compare-title", Static).update(title)
         self.loaded = True
+        self.complete = not message.preview
+        if message.preview:
+            for cid, _ in CHARTS:
+                self.query_one(f"#{cid}", ChartWidget).flush()
+            self.call_after_refresh(self.load, True)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

@@ -31,7 +31,17 @@ from core.progress import fmt_duration
 from core.reconcile import log_tail, worker_log
 from tui.compare_logic import Ema, column, metric_xy
 from tui.format import fmt_float, fmt_rate
-from tui.runstate import EMA_BETA, EVAL_ACC, LOSS, LOSS_EMA, LR, SAMPLES, TOKENS
+from tui.runstate import (
+    EMA_BETA,
+    EVAL_ACC,
+    LOSS,
+    LOSS_EMA,
+    LR,
+    PREVIEW_ABOVE,
+    PREVIEW_POINTS,
+    SAMPLES,
+    TOKENS,
+)
 from tui.screens.history import CSS_FILE, RunActions, RunDeleted, opened
 from tui.widgets.chart import ChartWidget
 from tui.widgets.run_charts import RunCharts
@@ -40,10 +50,6 @@ from tui.widgets.runs_table import STATUS_STYLE
 Points = dict[str, tuple[np.ndarray, np.ndarray]]
 
 WORKER_LOG_LINES = 40
-# A run with more steps than this is drawn from about PREVIEW_POINTS of them first (a 160-column chart
-# has 300-odd braille dots across: 4,000 points are more than it can show).
-PREVIEW_ABOVE = 50_000
-PREVIEW_POINTS = 4_000
 
 
 def fmt_time(t: float | None) -> str:

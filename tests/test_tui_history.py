@@ -334,8 +334,9 @@ async def test_delete_removes_the_row_and_the_folder_only_when_asked(db, with_fi
         screen = await open_history(pilot)
         await cursor_to(pilot, "baseline")
         await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
         dialog = app.screen
-        assert isinstance(dialog, DeleteDialog) and not dialog.query_one(Checkbox).disabled
+        assert not dialog.query_one(Checkbox).disabled
         if with_files:
             dialog.query_one(Checkbox).value = True
         await pilot.click("#delete-confirm")
@@ -361,6 +362,7 @@ async def test_delete_never_removes_a_folder_outside_the_runs_root(db, tmp_path)
         await open_history(pilot)
         await cursor_to(pilot, "baseline")
         await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
         assert app.screen.query_one(Checkbox).disabled
         app.screen.query_one(Checkbox).value = True  # even forced on, the folder is not removed
         await pilot.click("#delete-confirm")

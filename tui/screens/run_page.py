@@ -300,9 +300,9 @@ class RunPage(RunActions, Screen[None]):
         self.query_one("#run-log", Static).update(log_text(data.logs, data.worker_tail))
         self.loaded = True  # the first frame is drawn (a preview, for a long run)
         self.complete = not data.preview_every
+        charts.refresh_now()  # paint on this refresh, not on the charts' next tick
         if data.preview_every:
-            charts.refresh_now()  # paint the preview on this refresh, not the charts' next tick
-            self.call_after_refresh(self._load, True)
+            self.call_after_refresh(self._load, True)  # the full read starts once the preview is painted
 
     def on_run_deleted(self, message: RunDeleted) -> None:
         self.notify(f"Deleted run {message.run_id}" + (" and its folder" if message.files_removed else ""))

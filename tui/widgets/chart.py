@@ -198,7 +198,8 @@ class ChartWidget(Widget):
         self._dirty = True
 
     def on_mount(self) -> None:
-        self.set_interval(self.refresh_interval, self.flush)
+        if self.refresh_interval > 0:  # 0: the owner calls flush() (RunCharts repaints its charts together)
+            self.set_interval(self.refresh_interval, self.flush)
 
     def flush(self) -> None:
         """Repaint now if points or settings changed (the refresh tick calls this)."""

@@ -21,7 +21,9 @@ LAYOUT: dict[str, list[tuple[str, str, str, str]]] = {
 class RunCharts(Vertical, can_focus=True):
     ALLOW_MAXIMIZE = True
 
-    def __init__(self, *, refresh_interval: float = 0.25, id: str | None = None, classes: str | None = None):
+    def __init__(self, *, refresh_interval: float = 1.0, id: str | None = None, classes: str | None = None):
+        """``refresh_interval``: the charts repaint together at most this often (one frame for all three;
+        a chart is the screen's largest region, so its repaint rate is most of the dashboard's CPU)."""
         super().__init__(id=id, classes=classes)
         self.refresh_interval = refresh_interval
         self.charts: dict[str, ChartWidget] = {}
@@ -30,7 +32,7 @@ class RunCharts(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         for chart_id, series in LAYOUT.items():
-            chart = ChartWidget(refresh_interval=self.refresh_interval, id=chart_id)
+            chart = ChartWidget(refresh_interval=0, id=chart_id)  # repainted by this widget's one timer
             for name, colour, kind, axis in series:
                 chart.add_series(name, colour, kind=kind, axis=axis)
                 self._owner[name] = chart
@@ -40,6 +42,9 @@ class RunCharts(Vertical, can_focus=True):
     def extend(self, delta: SeriesDelta) -> None:
         for name, (xs, ys) in delta.items():
             self._owner[name].extend(name, xs, ys)
+
+    def on_mount(self) -> None:
+        self.set_interval(self.refresh_interval, self.refresh_now)
 
     def refresh_now(self) -> None:
         """Repaint the charts that have new points on the next screen refresh, not on their next tick."""

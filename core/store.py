@@ -216,12 +216,25 @@ class Store:
     def running_runs(self) -> list[dict[str, Any]]:
         return self.list_runs(kind=None, status="running")
 
-    def delete_run(self, run_id: str) -> None:
+    def eval_jobs(self, run_id: str) -> list[dict[str, Any]]:
+        """The evaluation jobs launched on a run's checkpoints (runs of kind 'eval' with it as parent)."""
+        return list(self.db.query("SELECT * FROM runs WHERE kind = 'eval' AND parent_run = ? ORDER BY created_at",
+                                  [run_id]))
+
+    def delete_run(self, run_id: str) -> list[str]:
+        """Delete a run and everything recorded about it, in one transaction: its metrics, checkpoints, logs
+        and rank health, every eval of it (its training's and its eval jobs'), and the eval jobs launched on
+        its checkpoints; an eval job's own results go with it. Returns the ids of the eval jobs deleted
+        with the run (their folders are the caller's to remove)."""
         with _tx(self.conn):
-            for table in ("metrics", "checkpoints", "logs", "rank_health"):
-                self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
-            self.conn.execute("DELETE FROM evals WHERE run_id = ? AND source = 'train'", (run_id,))
-            self.conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            jobs = [r[0] for r in self.conn.execute(
+                "SELECT id FROM runs WHERE kind = 'eval' AND parent_run = ?", (run_id,)).fetchall()]
+            for rid in (run_id, *jobs):
+                for table in ("metrics", "checkpoints", "logs", "rank_health"):
+                    self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))
+                self.conn.execute("DELETE FROM evals WHERE run_id = ? OR eval_run_id = ?", (rid, rid))
+                self.conn.execute("DELETE FROM runs WHERE id = ?", (rid,))
+        return jobs
 
     # ------------------------------------------------------------------ ingest
     def ingest(self, run_id: str, start_offset: int, end_offset: int, events: Iterable[dict[str, Any]],

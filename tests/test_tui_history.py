@@ -543,3 +543,73 @@ async def test_compare_draws_long_runs_from_previews_then_in_full(tmp_path, monk
         assert not p1 and sorted(lens1.values()) == [40, 1200]  # replaced, not appended
         assert "loading" not in title1
         assert screen.query_one(ConfigDiff).fields == ["seed", "run_name"]
+
+
+def add_eval_job(db: Path, parent: str, job: str, status: str) -> Path:
+    """An eval job on the parent's checkpoint-20, as core.evaljob records one: a run of kind 'eval' whose
+    events carry the accuracy, ingested by sync_events into an evals row of the parent."""
+    store = Store(db)
+    job_dir = db.parent / "runs" / job
+    job_dir.mkdir(parents=True)
+    ckpt = str(db.parent / "runs" / parent / "ckpt" / "checkpoint-20")
+    store.create_run({"id": job, "kind": "eval", "name": "eval classify checkpoint-20", "status": "running",
+                      "created_at": NOW, "run_dir": str(job_dir), "parent_run": parent, "checkpoint": ckpt,
+                      "eval_path": "dev.tsv", "eval_sha": "abc123", "mode": "classify", "world_size": 1})
+    with EventWriter(job_dir / "events.jsonl", clock=Clock(NOW)) as w:
+        w.emit("start", world_size=1, nnodes=1, devices=["cpu"], total_steps=None)
+        w.emit("eval", step=20, checkpoint=ckpt, eval_path="dev.tsv", eval_sha="abc123", mode="classify",
+               accuracy=0.75, loss=0.5, n=200)
+        if status != "running":
+            w.emit("end", status=status, reason="")
+    sync_events(store, job)
+    store.close()
+    return job_dir
+
+
+def test_deleting_a_run_deletes_its_eval_jobs_and_every_eval_of_it(db):
+    parent, job = RUN_IDS["baseline"], "20231115-020000-ev01"
+    add_eval_job(db, parent, job, "finished")
+    store = Store(db)
+    assert {e["source"] for e in store.evals(parent)} == {"train", "eval"}
+    assert [j["id"] for j in store.eval_jobs(parent)] == [job]
+    assert store.delete_run(parent) == [job]
+    assert store.get_run(parent) is None and store.get_run(job) is None
+    left = store.conn.execute("SELECT COUNT(*) FROM evals WHERE run_id IN (?, ?) OR eval_run_id IN (?, ?)",
+                              (parent, job, parent, job)).fetchone()[0]
+    assert left == 0
+    assert len(store.evals(RUN_IDS["higher-lr"])) == 2  # other runs keep theirs
+    store.close()
+
+
+@pytest.mark.anyio
+async def test_delete_dialog_names_the_eval_jobs_and_removes_their_folders_or_refuses_while_one_runs(db):
+    parent = RUN_IDS["baseline"]
+    done_dir = add_eval_job(db, parent, "20231115-020000-ev01", "finished")
+    app = history_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_history(pilot)
+        await cursor_to(pilot, "baseline")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
+        help_text = " ".join(str(s.render()) for s in app.screen.query(".dialog-help"))
+        assert "the 1 evaluation job run on its checkpoints" in help_text
+        app.screen.query_one(Checkbox).value = True
+        await pilot.click("#delete-confirm")
+        await until(pilot, lambda: "baseline" not in names(app))
+    assert not done_dir.exists() and not (db.parent / "runs" / parent).exists()
+    # A running eval job keeps its parent: the delete is refused with the reason, and nothing is removed.
+    parent2 = RUN_IDS["higher-lr"]
+    busy_dir = add_eval_job(db, parent2, "20231115-030000-ev02", "running")
+    app = history_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_history(pilot)
+        await cursor_to(pilot, "higher-lr")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
+        await pilot.click("#delete-confirm")
+        await until(pilot, lambda: any("evaluation of run" in n.message for n in app._notifications))
+        msg = next(n.message for n in app._notifications if "evaluation of run" in n.message)
+        assert "20231115-030000-ev02" in msg and "let it finish or stop it first" in msg
+    store = Store(db)
+    assert store.get_run(parent2) is not None and busy_dir.exists()
+    store.close()

@@ -78,9 +78,10 @@ def inside_runs_root(run_dir: str | Path | None, runs_root: Path) -> bool:
 
 
 def delete_run(store: Store, run_id: str, runs_root: Path, files: bool) -> bool:
-    """Remove the run from the store and, when ``files``, its folder (only inside the runs root).
+    """Remove the run and the eval jobs of its checkpoints from the store and, when ``files``, their
+    folders (only those inside the runs root).
 
-    Returns whether files were removed. The row goes first: a folder left behind by a failed removal is
+    Returns whether files were removed. The rows go first: a folder left behind by a failed removal is
     harmless, a row pointing at a half-removed folder is not.
     """
     run = store.get_run(run_id)
@@ -88,11 +89,19 @@ def delete_run(store: Store, run_id: str, runs_root: Path, files: bool) -> bool:
         raise DeleteRefused(f"run {run_id} is not in the store any more")
     if run["status"] == "running":
         raise DeleteRefused(f"run {run_id} is running: stop it first")
+    jobs = store.eval_jobs(run_id)
+    busy = [j["id"] for j in jobs if j["status"] == "running"]
+    if busy:
+        raise DeleteRefused(f"an evaluation of run {run_id} is running ({', '.join(busy)}): "
+                            "let it finish or stop it first")
     store.delete_run(run_id)
-    if files and inside_runs_root(run.get("run_dir"), runs_root):
-        shutil.rmtree(run["run_dir"])
-        return True
-    return False
+    removed = False
+    if files:
+        for r in (run, *jobs):
+            if inside_runs_root(r.get("run_dir"), runs_root):
+                shutil.rmtree(r["run_dir"])
+                removed = True
+    return removed
 
 
 # ---------------------------------------------------------------------------- dialogs
@@ -138,14 +147,17 @@ class DeleteDialog(ModalScreen[bool | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, run_id: str, name: str, run_dir: str | None, files_allowed: bool):
+    def __init__(self, run_id: str, name: str, run_dir: str | None, files_allowed: bool, eval_jobs: int = 0):
         super().__init__()
         self.run_id, self.run_name, self.run_dir, self.files_allowed = run_id, name, run_dir, files_allowed
+        self.eval_jobs = eval_jobs
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(f"Delete run {self.run_id} ({self.run_name})?", classes="dialog-title")
-            yield Static("It leaves the runs database: its metrics, evals, checkpoint list and logs.",
+            jobs = (f", and the {self.eval_jobs} evaluation job{'s' if self.eval_jobs != 1 else ''} run on its "
+                    "checkpoints (their folders too, with the box below)") if self.eval_jobs else ""
+            yield Static(f"It leaves the runs database: its metrics, evals, checkpoint list and logs{jobs}.",
                          classes="dialog-help")
             yield Checkbox(f"Also delete its folder {self.run_dir}", id="delete-files",
                            disabled=not self.files_allowed)
@@ -218,8 +230,13 @@ class RunActions:
                 self.run_worker(lambda: self._delete(run["id"], files), thread=True, group="run-action",
                                 exit_on_error=False)
 
-        self.app.push_screen(DeleteDialog(run["id"], run.get("name") or run["id"], run.get("run_dir"), allowed),
-                             done)
+        def ask() -> None:  # the dialog names the eval jobs that go with the run: count them off the UI thread
+            with opened(self.store_path) as store:
+                jobs = len(store.eval_jobs(run["id"]))
+            self.app.call_from_thread(self.app.push_screen, DeleteDialog(
+                run["id"], run.get("name") or run["id"], run.get("run_dir"), allowed, jobs), done)
+
+        self.run_worker(ask, thread=True, group="run-action", exit_on_error=False)
 
     def _delete(self, run_id: str, files: bool) -> None:
         with opened(self.store_path) as store:

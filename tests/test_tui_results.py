@@ -20,6 +20,7 @@ from core.events import EventWriter
 from core.follow import sync_events
 from core.launch import Prepared, make_run_dir, runs_root_for
 from core.store import Store
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.results import EvalDialog, RepeatDialog, ResultsScreen
 from tui.widgets.eval_table import EvalTable
 
@@ -330,3 +331,36 @@ async def test_the_real_evaluator_runs_and_its_accuracy_shows(tmp_path):
         assert 0.0 <= acc <= 1.0 and screen.last_result["n"] == 300
         await until(pilot, lambda: any(r[8] == "eval" and r[5] == f"{acc:.4f}" for r in table_rows(screen)))
     assert ("paddle" in sys.modules) == paddle_before  # the eval ran in its own process
+
+
+@pytest.mark.anyio
+async def test_leaving_with_queued_evals_asks_first_and_says_what_is_dropped(tmp_path):
+    db = tmp_path / "runs.db"
+    build_results_store(db, with_eval_job=False).close()
+    fake = FakeEvalLauncher(hold=True)
+    app = results_app(db, fake)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await opened_results(pilot)
+            await select_step(pilot, screen, 20)
+            await ask_eval(pilot)
+            await until(pilot, lambda: len(fake.spawned) == 1 and screen.current is not None)
+            await select_step(pilot, screen, 40)
+            await ask_eval(pilot, mode="cloze")
+            await until(pilot, lambda: len(screen.pending) == 1)
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            question = str(app.screen.query_one("#confirm-question", Static).render())
+            assert "1 queued evaluation (step 40) will not be run" in question
+            assert "The running evaluation (step 20) goes on" in question
+            await pilot.press("n")  # stay: nothing changes
+            await until(pilot, lambda: app.screen is screen)
+            assert len(screen.pending) == 1
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await until(pilot, lambda: not isinstance(app.screen, (ConfirmScreen, ResultsScreen)))
+            await pilot.pause(0.3)
+            assert len(fake.spawned) == 1  # the queued one was not started
+    finally:
+        fake.release()

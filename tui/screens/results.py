@@ -31,6 +31,7 @@ from core.launch import read_exit, runs_root_for, supervisor_alive
 from core.store import Store
 from tui.compare_logic import ResultRow, default_eval_file, results_rows
 from tui.format import fmt_float
+from tui.screens.confirm import ConfirmScreen
 from tui.screens.history import CSS_FILE, opened
 from tui.widgets.eval_table import EvalTable, fmt_when
 from tui.widgets.runs_table import STATUS_STYLE
@@ -395,8 +396,23 @@ class ResultsScreen(Screen[None]):
 
     # ------------------------------------------------------------------ actions
     def action_back(self) -> None:
-        if len(self.app.screen_stack) > 1:
+        if len(self.app.screen_stack) <= 1:
+            return
+        if not self.pending:
             self.app.pop_screen()
+            return
+        # The queue lives with this screen: leaving drops what has not started (the running job goes on).
+        n = len(self.pending)
+
+        def answer(yes: bool | None) -> None:
+            if yes and self.is_current:
+                self.app.pop_screen()
+
+        running = f" The running evaluation ({self.current.label}) goes on." if self.current else ""
+        self.app.push_screen(ConfirmScreen(
+            f"Leave the results of run {self.run_id}?\n\n{n} queued evaluation{'s' if n != 1 else ''} "
+            f"({', '.join(r.label for r in self.pending)}) will not be run.{running}", yes="Leave", no="Stay"),
+            answer)
 
     def action_refresh(self) -> None:
         self.load()

@@ -80,3 +80,73 @@ def test_killing_the_second_nodes_launcher_fails_the_job_named(tmp_path):
     while (rb := show(b_dir, rid))["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
     assert rb["status"] == "failed"  # its orphaned rank was ended by its supervisor
+
+
+# ---------------------------------------------------------------------------- a node with its own address
+def _sh(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=30)
+
+
+@pytest.fixture
+def netns():
+    """Node b's network namespace, joined to the host by a veth pair: 10.77.N.1 here, 10.77.N.2 there.
+
+    Needs root and iproute2 (`ip netns`); skipped, saying why, where either is missing.
+    """
+    tag = f"gt{os.getpid() % 100000}"
+    ns, here, there = f"{tag}ns", f"{tag}a", f"{tag}b"
+    if os.geteuid() != 0 or _sh("ip", "netns", "add", ns).returncode != 0:
+        pytest.skip("needs root and iproute2 to make a network namespace")
+    subnet = f"10.77.{os.getpid() % 250}"
+    try:
+        for cmd in (["ip", "link", "add", here, "type", "veth", "peer", "name", there],
+                    ["ip", "link", "set", there, "netns", ns],
+                    ["ip", "addr", "add", f"{subnet}.1/24", "dev", here], ["ip", "link", "set", here, "up"],
+                    ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{subnet}.2/24", "dev", there],
+                    ["ip", "netns", "exec", ns, "ip", "link", "set", there, "up"],
+                    ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]):
+            r = _sh(*cmd)
+            if r.returncode != 0:
+                pytest.skip(f"could not set up the namespace ({' '.join(cmd)}: {r.stderr.strip()})")
+        yield {"ns": ns, "host_ip": f"{subnet}.1", "host_if": here, "node_ip": f"{subnet}.2", "node_if": there}
+    finally:
+        _sh("ip", "link", "del", here)  # takes its peer with it
+        _sh("ip", "netns", "del", ns)
+
+
+def test_a_node_in_its_own_network_namespace_and_hostname_joins_over_its_own_address(tmp_path, netns):
+    with socket.socket() as s:
+        s.bind((netns["host_ip"], 0))
+        master = f"{netns['host_ip']}:{s.getsockname()[1]}"
+    common = ["--devices", "cpu:1", "--max_steps", "12", "--eval_steps", "12", "--save_steps", "12"]
+    # Each node names its own address to paddle's launcher (POD_IP) and to gloo (GLOO_SOCKET_IFNAME), as on
+    # a cluster whose hostname resolves to a loopback or the wrong interface (docs/SCALING.md).
+    env_a = {**os.environ, "POD_IP": netns["host_ip"], "GLOO_SOCKET_IFNAME": netns["host_if"]}
+    (tmp_path / "a").mkdir()
+    a = subprocess.Popen([str(BIN), "--db", "runs.db", "train", "--nnodes", "2", "--node_rank", "0", "--master",
+                          master, *common], cwd=tmp_path / "a", env=env_a, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    (tmp_path / "b").mkdir()
+    b = subprocess.Popen(["ip", "netns", "exec", netns["ns"], "unshare", "--uts", "sh", "-c",
+                          'hostname node-b && exec "$@"', "sh", "env", f"POD_IP={netns['node_ip']}",
+                          f"GLOO_SOCKET_IFNAME={netns['node_if']}", str(BIN), "--db", "runs.db", "train",
+                          "--join", master, "--node_rank", "1", *common],
+                         cwd=tmp_path / "b", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err_a = a.communicate(timeout=300)
+        _, err_b = b.communicate(timeout=60)
+    finally:
+        for p in (a, b):
+            if p.poll() is None:
+                p.kill()
+    assert a.returncode == 0, err_a[-2000:]
+    assert b.returncode == 0, err_b[-2000:]
+    rec = show(tmp_path / "a")
+    assert rec["status"] == "finished" and rec["world_size"] == 2 and rec["nnodes"] == 2
+    assert [s["step"] for s in rec["steps"]] == list(range(1, 13))
+    hosts = {h["rank"]: h["host"] for h in rec["ranks"]}
+    assert hosts[1] == "node-b" and hosts[0] == socket.gethostname()  # each rank reports where it ran
+    # Rank 1's traffic really crossed the veth: its launcher and gloo endpoint are node b's address.
+    env_log = (tmp_path / "b" / "runs").glob("*/logs/envlog.0")
+    assert any(netns["node_ip"] in p.read_text() for p in env_log)
+    assert show(tmp_path / "b")["status"] == "finished"

@@ -170,6 +170,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = launch.spawn(store, prep)
     print(f"run {run['id']}: {cfg.model_name_or_path} on {prep.devices}, data {prep.data_dir}", file=sys.stderr)
     print(f"  folder {prep.run_dir}", file=sys.stderr)
+    if cfg.nnodes > 1:
+        print(f"  node address {prep.env.get('POD_IP')} (gloo on {prep.env.get('GLOO_SOCKET_IFNAME') or 'its default'});"
+              " set POD_IP / GLOO_SOCKET_IFNAME to choose another", file=sys.stderr)
     if cfg.nnodes > 1 and cfg.node_rank == 0:
         import shlex
         print(f"multi-node job: start this on each other node (node_rank 1..{cfg.nnodes - 1}):", file=sys.stderr)

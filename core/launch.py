@@ -234,13 +234,16 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     # Absolute paths: the ranks start in the run folder, not where the user typed the command.
     model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
     custom_output = str(check_output_dir(cfg.output_dir)) if cfg.output_dir else None
+    env = launch_env(sel.kind)
+    if cfg.nnodes > 1:
+        env.update(node_network_env(cfg.master, env))
     run_id = new_run_id()
     run_dir = make_run_dir(runs_root, run_id)
     output_dir = custom_output or str(run_dir / "checkpoints")
     argv = launch_argv(cfg, run_dir, model_dir, str(Path(data_dir).resolve()), output_dir,
                        sel.kind, sel.ids, sel.nprocs, resume_from=resume_from)
     devices_text = f"{sel.kind}:{','.join(map(str, sel.ids))}" if sel.kind == "gpu" else f"cpu:{sel.nprocs}"
-    return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=launch_env(sel.kind),
+    return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=env,
                     model_dir=model_dir, data_dir=data_dir, output_dir=output_dir, devices=devices_text,
                     nprocs=sel.nprocs, resume_from=resume_from, parent_run=parent_run)
 
@@ -275,6 +278,41 @@ def check_master_port(master: str) -> None:
     except OSError as e:
         raise LaunchError(f"master {master}: cannot listen there ({e.strerror or e}); this node is rank 0, so "
                           f"HOST must be one of its addresses and PORT free — pick another --master port") from None
+
+
+def node_address(master: str) -> tuple[str, str | None]:
+    """This node's address towards the master, and the interface that holds it: (ip, interface or None).
+
+    The kernel's route to the master decides (a UDP socket's connect sends nothing). A LaunchError when
+    the master's host does not resolve or no route leads there.
+    """
+    import socket
+
+    host, _, port = master.rpartition(":")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host or "127.0.0.1", int(port)))
+            ip = s.getsockname()[0]
+    except (OSError, ValueError) as e:
+        raise LaunchError(f"master {master}: cannot find a route to it from this node ({getattr(e, 'strerror', None) or e});"
+                          " check the address, or the network between the nodes") from None
+    iface = next((name for name, addrs in psutil.net_if_addrs().items()
+                  for a in addrs if a.family == socket.AF_INET and a.address == ip), None)
+    return ip, iface
+
+
+def node_network_env(master: str, env: dict[str, str]) -> dict[str, str]:
+    """POD_IP (paddle's launcher) and GLOO_SOCKET_IFNAME (gloo) for a multi-node job, from the route to
+    the master, where the user has not set them: left to themselves, both take the address the hostname
+    resolves to, often a loopback (127.0.1.1) or the wrong interface, and the other nodes cannot connect
+    back (docs/SCALING.md)."""
+    if "POD_IP" in env and "GLOO_SOCKET_IFNAME" in env:
+        return {}
+    ip, iface = node_address(master)
+    out = {} if "POD_IP" in env else {"POD_IP": ip}
+    if iface and "GLOO_SOCKET_IFNAME" not in env:
+        out["GLOO_SOCKET_IFNAME"] = iface
+    return out
 
 
 def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]]:

@@ -86,3 +86,27 @@ def test_runs_and_show_on_an_empty_db(tmp_path):
     assert json.loads(r.stdout) == []
     r = gpt2_tui("--db", str(tmp_path / "runs.db"), "show", "nope", cwd=tmp_path)
     assert r.returncode == 2 and "no run matches" in r.stderr
+
+
+def test_a_multi_node_job_takes_this_nodes_address_on_the_route_to_the_master_unless_set():
+    from core.launch import node_network_env
+
+    assert node_network_env("127.0.0.1:6170", {}) == {"POD_IP": "127.0.0.1", "GLOO_SOCKET_IFNAME": "lo"}
+    assert node_network_env("127.0.0.1:6170", {"POD_IP": "10.0.0.9"}) == {"GLOO_SOCKET_IFNAME": "lo"}
+    assert node_network_env("127.0.0.1:6170", {"POD_IP": "10.0.0.9", "GLOO_SOCKET_IFNAME": "eth1"}) == {}
+
+
+def test_a_master_that_does_not_resolve_is_a_clear_launch_error():
+    from core.launch import LaunchError, node_address
+
+    with pytest.raises(LaunchError, match=r"master no-such-host\.invalid:6170: cannot find a route to it"):
+        node_address("no-such-host.invalid:6170")
+
+
+def test_joining_a_master_that_does_not_resolve_fails_before_anything_exists(tmp_path):
+    r = gpt2_tui("--db", "runs.db", "train", "--join", "no-such-host.invalid:6170", "--node_rank", "1",
+                 cwd=tmp_path, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "master no-such-host.invalid:6170: cannot find a route to it" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list((tmp_path / "runs").glob("*"))  # no run folder, no half-made run

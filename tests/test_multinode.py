@@ -119,19 +119,18 @@ def test_a_node_in_its_own_network_namespace_and_hostname_joins_over_its_own_add
         s.bind((netns["host_ip"], 0))
         master = f"{netns['host_ip']}:{s.getsockname()[1]}"
     common = ["--devices", "cpu:1", "--max_steps", "12", "--eval_steps", "12", "--save_steps", "12"]
-    # Each node names its own address to paddle's launcher (POD_IP) and to gloo (GLOO_SOCKET_IFNAME), as on
-    # a cluster whose hostname resolves to a loopback or the wrong interface (docs/SCALING.md).
-    env_a = {**os.environ, "POD_IP": netns["host_ip"], "GLOO_SOCKET_IFNAME": netns["host_if"]}
+    # Neither node is told its address: each takes the one on its route to the master (POD_IP for paddle's
+    # launcher, GLOO_SOCKET_IFNAME for gloo). Left to the hostname, node b's gloo would dial 127.0.0.1.
+    env = {k: v for k, v in os.environ.items() if k not in ("POD_IP", "GLOO_SOCKET_IFNAME")}
     (tmp_path / "a").mkdir()
     a = subprocess.Popen([str(BIN), "--db", "runs.db", "train", "--nnodes", "2", "--node_rank", "0", "--master",
-                          master, *common], cwd=tmp_path / "a", env=env_a, stdout=subprocess.PIPE,
+                          master, *common], cwd=tmp_path / "a", env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     (tmp_path / "b").mkdir()
     b = subprocess.Popen(["ip", "netns", "exec", netns["ns"], "unshare", "--uts", "sh", "-c",
-                          'hostname node-b && exec "$@"', "sh", "env", f"POD_IP={netns['node_ip']}",
-                          f"GLOO_SOCKET_IFNAME={netns['node_if']}", str(BIN), "--db", "runs.db", "train",
+                          'hostname node-b && exec "$@"', "sh", str(BIN), "--db", "runs.db", "train",
                           "--join", master, "--node_rank", "1", *common],
-                         cwd=tmp_path / "b", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         cwd=tmp_path / "b", env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _, err_a = a.communicate(timeout=300)
         _, err_b = b.communicate(timeout=60)
@@ -141,6 +140,8 @@ def test_a_node_in_its_own_network_namespace_and_hostname_joins_over_its_own_add
                 p.kill()
     assert a.returncode == 0, err_a[-2000:]
     assert b.returncode == 0, err_b[-2000:]
+    assert f"node address {netns['host_ip']} (gloo on {netns['host_if']})" in err_a
+    assert f"node address {netns['node_ip']} (gloo on {netns['node_if']})" in err_b
     rec = show(tmp_path / "a")
     assert rec["status"] == "finished" and rec["world_size"] == 2 and rec["nnodes"] == 2
     assert [s["step"] for s in rec["steps"]] == list(range(1, 13))

@@ -37,16 +37,16 @@ def render_ranks(ranks: dict[int, RankInfo], now: float, live: bool) -> Text:
     if not ranks:
         t.append("no heartbeat yet" if live else "no rank reports", style="dim")
         return t
-    t.append(f"{'rank':<5}{'device':<9}{'step':>8} {'heard':>7} {'step ms':>8} {'mem':>10}  {'util':>5}\n",
-             style="bold")
+    # 46 columns before the host: the live screen's side panel is ~48 wide at 160 columns.
+    t.append(f"{'rank':<5}{'device':<7}{'step':>7} {'heard':>5} {'ms/st':>5} {'mem':>9} {'util':>4}\n", style="bold")
     silent = set(silent_ranks(ranks, now)) if live else set()
     slow = set(stragglers(ranks))
     for r, info in sorted(ranks.items()):
         age = now - info.heard_t if info.heard_t is not None else None
         util = f"{info.util:.0f}%" if info.util is not None else "-"
         ms = f"{info.step_time * 1000:.0f}" if info.step_time else "-"
-        line = (f"{r:<5}{(info.device or '-')[:8]:<9}{info.step if info.step is not None else '-':>8} "
-                f"{fmt_age(age) if live else '-':>7} {ms:>8} {fmt_bytes(info.mem_bytes):>10}  {util:>5}")
+        line = (f"{r:<5}{(info.device or '-')[:6]:<7}{info.step if info.step is not None else '-':>7} "
+                f"{fmt_age(age) if live else '-':>5} {ms:>5} {fmt_bytes(info.mem_bytes):>9} {util:>4}")
         t.append(line, style="bold red" if r in silent else ("yellow" if r in slow else ""))
         if r in silent:
             t.append("  SILENT", style="bold red")

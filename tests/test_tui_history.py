@@ -156,6 +156,15 @@ async def open_history(pilot: Any) -> HistoryScreen:
     return screen
 
 
+async def delete_dialog_for(pilot: Any, name: str) -> DeleteDialog:
+    """Open the history, put the cursor on run ``name``, press d: the delete dialog."""
+    await open_history(pilot)
+    await cursor_to(pilot, name)
+    await pilot.press("d")
+    await until(pilot, lambda: isinstance(pilot.app.screen, DeleteDialog))
+    return pilot.app.screen
+
+
 async def cursor_to(pilot: Any, name: str) -> None:
     table = pilot.app.screen.query_one(RunsTable)
     table.move_cursor(row=names(pilot.app).index(name))
@@ -359,10 +368,7 @@ async def test_delete_never_removes_a_folder_outside_the_runs_root(db, tmp_path)
     store.close()
     app = history_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_history(pilot)
-        await cursor_to(pilot, "baseline")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
+        await delete_dialog_for(pilot, "baseline")
         assert app.screen.query_one(Checkbox).disabled
         app.screen.query_one(Checkbox).value = True  # even forced on, the folder is not removed
         await pilot.click("#delete-confirm")
@@ -587,10 +593,7 @@ async def test_delete_dialog_names_the_eval_jobs_and_removes_their_folders_or_re
     done_dir = add_eval_job(db, parent, "20231115-020000-ev01", "finished")
     app = history_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_history(pilot)
-        await cursor_to(pilot, "baseline")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
+        await delete_dialog_for(pilot, "baseline")
         help_text = " ".join(str(s.render()) for s in app.screen.query(".dialog-help"))
         assert "the 1 evaluation job run on its checkpoints" in help_text
         app.screen.query_one(Checkbox).value = True
@@ -602,10 +605,7 @@ async def test_delete_dialog_names_the_eval_jobs_and_removes_their_folders_or_re
     busy_dir = add_eval_job(db, parent2, "20231115-030000-ev02", "running")
     app = history_app(db)
     async with app.run_test(size=(120, 40)) as pilot:
-        await open_history(pilot)
-        await cursor_to(pilot, "higher-lr")
-        await pilot.press("d")
-        await until(pilot, lambda: isinstance(app.screen, DeleteDialog))
+        await delete_dialog_for(pilot, "higher-lr")
         await pilot.click("#delete-confirm")
         await until(pilot, lambda: any("evaluation of run" in n.message for n in app._notifications))
         msg = next(n.message for n in app._notifications if "evaluation of run" in n.message)

@@ -74,7 +74,11 @@ class RunConfig:
     devices: str = _f("auto", "auto, cpu:N (N CPU processes) or gpu:0,1,... (one rank per GPU).", "devices")
     nnodes: int = _f(1, "Number of nodes in the job.", "devices", min=1, max=1024)
     node_rank: int = _f(0, "This node's rank (0 = master).", "devices", min=0, max=1023)
-    master: str = _f("", "HOST:PORT of the master node for multi-node jobs.", "devices")
+    master: str = _f("", "HOST:PORT of the master node for multi-node jobs, or etcd://HOST:PORT (elastic).",
+                     "devices")
+    max_restart: int = _f(0, "Elastic: how often paddle's launcher restarts the job after a rank fails (it "
+                             "continues from the latest checkpoint); needs master etcd://HOST:PORT.", "devices",
+                          min=0, max=100)
     run_name: str = _f("", "A name to find the run by; free text.", "devices")
 
     # ------------------------------------------------------------------ helpers
@@ -133,10 +137,17 @@ class RunConfig:
             problems.append(("devices", f"must be auto, cpu:N or gpu:0,1,..., got {self.devices!r}"))
         elif self.devices.startswith("cpu:") and int(self.devices[4:]) < 1:
             problems.append(("devices", "cpu:N needs N >= 1"))
+        etcd = self.master.startswith("etcd://")
         if self.nnodes > 1 or self.master:
             # A host never starts with '-' (it would read as a flag of the launcher).
-            if not re.fullmatch(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]*:\d{1,5}", self.master or ""):
+            if not re.fullmatch(r"(etcd://)?[A-Za-z0-9_.][A-Za-z0-9_.\-]*:\d{1,5}", self.master or ""):
                 problems.append(("master", f"multi-node jobs need master HOST:PORT, got {self.master!r}"))
+            elif etcd and self.nnodes > 1:
+                problems.append(("master", "an etcd:// master is supported for one node (elastic restarts); "
+                                           "a multi-node job needs master HOST:PORT"))
+        if self.max_restart > 0 and not etcd:
+            problems.append(("max_restart", f"restarts need an elastic launcher: set master etcd://HOST:PORT (an "
+                                            f"etcd server), got master {self.master!r}"))
         if self.node_rank >= self.nnodes and 0 <= self.node_rank <= 1023:
             problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
         if not self.model_name_or_path.strip():

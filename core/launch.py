@@ -76,7 +76,11 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
         argv += ["--devices", ",".join(str(i) for i in ids)]
     else:
         argv += ["--nproc_per_node", str(nprocs)]
-    if cfg.nnodes > 1:
+    if cfg.master.startswith("etcd://"):
+        # Elastic: the launcher registers with etcd and restarts the pod when a rank fails (level 1).
+        argv += ["--master", cfg.master, "--nnodes", "1", "--job_id", f"gpt2tui-{run_dir.name}",
+                 "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
+    elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
     argv += [str(TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
     values = cfg.to_dict()
@@ -225,7 +229,9 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     from core import data, devices, models
 
     cfg.check()
-    if cfg.nnodes > 1 and cfg.node_rank == 0:
+    if cfg.master.startswith("etcd://"):
+        check_etcd(cfg.master)
+    elif cfg.nnodes > 1 and cfg.node_rank == 0:
         check_master_port(cfg.master)
     report = report if report is not None else devices.detect(cpu_interval=None)
     sel = devices.parse_devices(cfg.device_spec(), report)
@@ -235,7 +241,10 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
     custom_output = str(check_output_dir(cfg.output_dir)) if cfg.output_dir else None
     env = launch_env(sel.kind)
-    if cfg.nnodes > 1:
+    if cfg.master.startswith("etcd://"):
+        # etcd3's generated protobuf code predates protobuf 4: only the pure-Python implementation loads it.
+        env.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+    elif cfg.nnodes > 1:
         env.update(node_network_env(cfg.master, env))
     run_id = new_run_id()
     run_dir = make_run_dir(runs_root, run_id)
@@ -278,6 +287,24 @@ def check_master_port(master: str) -> None:
     except OSError as e:
         raise LaunchError(f"master {master}: cannot listen there ({e.strerror or e}); this node is rank 0, so "
                           f"HOST must be one of its addresses and PORT free — pick another --master port") from None
+
+
+def check_etcd(master: str) -> None:
+    """An elastic launch needs the etcd3 client where the launcher runs and an etcd server that answers."""
+    import importlib.util
+    import socket
+
+    if importlib.util.find_spec("etcd3") is None:
+        raise LaunchError(f"master {master}: elastic restarts need the etcd3 client in this environment "
+                          "(pip install 'gpt2-tui[elastic]'); or use no master for a one-node run") from None
+    host, _, port = master.removeprefix("etcd://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            pass
+    except OSError as e:
+        raise LaunchError(f"master {master}: no etcd server answers there ({e.strerror or e}); start one "
+                          f"(etcd --listen-client-urls http://{host}:{port} --advertise-client-urls "
+                          f"http://{host}:{port}) or fix the address") from None
 
 
 def node_address(master: str) -> tuple[str, str | None]:

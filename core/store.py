@@ -242,8 +242,8 @@ class Store:
         """Apply one chunk of a run's event file, atomically; False if another follower already did."""
         with _tx(self.conn):
             row = self.conn.execute(
-                "SELECT event_offset, status, kind, parent_run, checkpoint, eval_path, eval_sha, mode FROM runs"
-                " WHERE id = ?", (run_id,)).fetchone()
+                "SELECT event_offset, status, kind, parent_run, checkpoint, eval_path, eval_sha, mode, started_at"
+                " FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or row[0] != start_offset:
                 return False
             run_fields: dict[str, Any] = {"event_offset": end_offset}
@@ -285,7 +285,8 @@ class Store:
                                            r.get("samples"), r.get("mem_bytes"), as_float(r.get("util")), ev["t"]))
                 elif typ == "start":
                     run_fields.update(
-                        started_at=run_fields.get("started_at") or ev["t"],
+                        # An elastic restart writes a second start: the run started at the first.
+                        started_at=run_fields.get("started_at") or row[8] or ev["t"],
                         world_size=ev.get("world_size"), total_steps=ev.get("total_steps"),
                         samples_per_epoch=ev.get("samples_per_epoch"), nnodes=ev.get("nnodes"),
                         versions=json.dumps(ev.get("versions") or {}),

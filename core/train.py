@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import random
+import re
 import shutil
 import signal
 import socket
@@ -234,6 +235,7 @@ class Trainer:
         self.global_step = 0
         self.start_step = 0
         self.signal_num = 0  # SIGTERM/SIGINT received (the handler only records it)
+        self.restart = 0  # under an elastic launcher: how many times the job was restarted before this one
         self.proc = psutil.Process()
         self.proc.cpu_percent(None)  # start the CPU-time window for the first `util`
         self.pending: list[Pending] = []
@@ -317,7 +319,39 @@ class Trainer:
 
     def end(self, status: str, reason: str) -> None:
         self.ended = True
+        if self.restart_expected(status):
+            # Not the end: paddle's elastic launcher restarts the pod, and the next incarnation continues
+            # this run's event file from the latest checkpoint. Its `end` will be the run's.
+            self.log(f"rank 0 {status} at step {self.global_step} ({reason}); the elastic launcher restarts the "
+                     f"job (restart {self.restart + 1} of {self.cfg.max_restart})", "warning")
+            return
         self.emit("end", status=status, reason=reason)
+
+    def restart_expected(self, status: str) -> bool:
+        """Under an elastic launcher with restarts left, a failure (an exception: a peer died, say) or a
+        SIGTERM nobody asked for (the launcher stopping the pod to restart it) is not the run's end."""
+        if self.cfg.max_restart <= self.restart or self.stop_file.exists():
+            return False
+        return status == "failed" or (status == "stopped" and bool(self.signal_num))
+
+    def elastic_restart_point(self) -> None:
+        """Under an elastic launcher (max_restart > 0) a restarted job finds its earlier incarnations'
+        ``start`` events in the run's event file; it continues from the latest complete checkpoint."""
+        if self.cfg.max_restart <= 0 or self.ns.resume_from:
+            return
+        try:
+            text = (self.run_dir / "events.jsonl").read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        self.restart = text.count('"type":"start"')
+        if not self.restart:
+            return
+        ck = latest_checkpoint(self.out_dir)
+        if ck is not None:
+            self.ns.resume_from = str(ck)
+        self.notes.append((f"restart {self.restart} of {self.cfg.max_restart} by the elastic launcher: "
+                           + (f"continuing from {ck.name}" if ck else "no checkpoint yet, starting again at step 1"),
+                           "warning"))
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -333,6 +367,7 @@ class Trainer:
         if problems:
             raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
         self.device = pick_device(cfg.device, cfg.devices)
+        self.elastic_restart_point()
         set_device(self.device)
         if self.world > 1:
             dist.init_parallel_env()
@@ -380,7 +415,7 @@ class Trainer:
             num_epochs=round(self.total_steps / self.steps_per_epoch, 4), resumed_from_step=self.start_step,
             pid=os.getpid(), fast_path=self.fast,
             steps_per_epoch=self.steps_per_epoch, global_batch=self.global_batch, dev_rows=len(self.dev_enc),
-            output_dir=str(self.out_dir), hosts=[h for h, _, _ in self.host_info],
+            output_dir=str(self.out_dir), hosts=[h for h, _, _ in self.host_info], restart=self.restart,
         )
         for text, level in self.notes:
             self.log(text, level)
@@ -783,6 +818,17 @@ def load_classifier(path: str, fast: dict[str, Any] | None = None) -> Any:
     # fp32 weights always (a checkpoint may say bfloat16): paddle.amp.decorate makes the O2 copies itself
     kw["dtype"] = "float32"
     return GPTForSequenceClassification.from_pretrained(path, **kw)
+
+
+def latest_checkpoint(out_dir: Path) -> Path | None:
+    """The complete checkpoint-N folder with the largest N (saves are renamed into place when done)."""
+    best: tuple[int, Path] | None = None
+    with contextlib.suppress(OSError):
+        for d in out_dir.iterdir():
+            m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+            if m and (d / "model_state.pdparams").is_file() and (best is None or int(m.group(1)) > best[0]):
+                best = (int(m.group(1)), d)
+    return best[1] if best else None
 
 
 def main(argv: list[str] | None = None) -> int:

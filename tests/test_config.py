@@ -82,3 +82,15 @@ def test_device_cpu_turns_auto_or_gpu_devices_into_two_cpu_processes():
     assert RunConfig(device="cpu", devices="gpu:0").device_spec() == "cpu:2"
     assert RunConfig(device="cpu", devices="cpu:1").device_spec() == "cpu:1"
     assert RunConfig(device="auto", devices="gpu:0,1").device_spec() == "gpu:0,1"
+
+
+def test_elastic_restarts_need_an_etcd_master_on_one_node():
+    from core.config import RunConfig
+
+    assert RunConfig(master="etcd://127.0.0.1:2379", max_restart=2).validate() == []
+    assert [k for k, _ in RunConfig(max_restart=1).validate()] == ["max_restart"]
+    assert [k for k, _ in RunConfig(master="10.0.0.1:6170", nnodes=2, max_restart=1).validate()] == ["max_restart"]
+    problems = dict(RunConfig(master="etcd://h:2379", nnodes=2).validate())
+    assert "supported for one node" in problems["master"]
+    assert [k for k, _ in RunConfig(master="etcd://-h:2379").validate()] == ["master"]
+    assert [k for k, _ in RunConfig(master="etcd://127.0.0.1:2379", max_restart=-1).validate()] == ["max_restart"]

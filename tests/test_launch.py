@@ -110,3 +110,14 @@ def test_joining_a_master_that_does_not_resolve_fails_before_anything_exists(tmp
     assert "master no-such-host.invalid:6170: cannot find a route to it" in r.stderr
     assert "Traceback" not in r.stderr
     assert not list((tmp_path / "runs").glob("*"))  # no run folder, no half-made run
+
+
+def test_an_etcd_master_makes_an_elastic_launch_with_the_run_as_job(tmp_path):
+    cfg = offline_preset().replace(master="etcd://127.0.0.1:2379", max_restart=3)
+    run_dir = tmp_path / "runs" / "20260101-000000-abcd"
+    argv = launch_argv(cfg, run_dir, "/m", "/d", "/o", "cpu", [], 2)
+    i = argv.index("--master")
+    assert argv[i:i + 10] == ["--master", "etcd://127.0.0.1:2379", "--nnodes", "1", "--job_id",
+                              "gpt2tui-20260101-000000-abcd", "--max_restart", "3", "--elastic_level", "1"]
+    assert argv.index("--elastic_level") < argv.index(next(a for a in argv if a.endswith("train.py")))
+    assert argv[argv.index("--max_restart", i + 10):][:2] == ["--max_restart", "3"]  # the trainer knows too

@@ -89,3 +89,14 @@ def test_a_straggler_is_flagged_against_the_median_step_time():
     text = render_ranks(ranks, now=101.0, live=True).plain
     assert "STRAGGLER" in text and text.count("STRAGGLER") == 1 and "node1" in text
     assert stragglers({0: RankInfo(rank=0, step_time=1.0)}) == []  # one rank has no one to lag behind
+
+
+def test_an_elastic_restart_raises_one_warning_per_restart_and_a_first_start_none():
+    m = AlertMonitor()
+    assert m.observe([{"type": "start", "t": 1.0, "restart": 0, "resumed_from_step": 0}, step(1, 2.0)], 2.0) == []
+    alerts = m.observe([{"type": "start", "t": 9.0, "restart": 1, "resumed_from_step": 50}, step(51, 10.0)], 10.0)
+    assert [(a.kind, a.level, a.step) for a in alerts] == [("restart", "warning", 50)]
+    assert "restart 1" in alerts[0].message and "continuing from step 50" in alerts[0].message
+    again = m.observe([{"type": "start", "t": 20.0, "restart": 2, "resumed_from_step": 0}], 20.0)
+    assert "starting again at step 1" in again[0].message
+    assert m.observe([{"type": "start", "t": 30.0, "restart": True}], 30.0) == []  # not a count

@@ -1,4 +1,5 @@
-"""Alerts on a live run: a NaN/inf loss, a stalled step, a throughput collapse. Pure, no Textual.
+"""Alerts on a live run: a NaN/inf loss, a stalled step, a throughput collapse, an elastic restart.
+Pure, no Textual.
 
 Each alert fires once and re-arms when the condition clears (a finite loss, a new step, throughput
 back above half the median), so a long stall rings the bell once, not every poll. Throughput is judged
@@ -32,7 +33,7 @@ SHORT = 5
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # 'nan' | 'stall' | 'throughput'
+    kind: str  # 'nan' | 'stall' | 'throughput' | 'restart'
     message: str
     step: int | None
     t: float  # when it was raised (the monitor's clock)
@@ -51,6 +52,13 @@ class AlertMonitor:
     def observe(self, events: list[dict[str, Any]], now: float) -> list[Alert]:
         """Fold new events in; returns the alerts they raise."""
         out: list[Alert] = []
+        for ev in events:
+            restart = ev.get("restart") if ev.get("type") == "start" else None
+            if isinstance(restart, int) and not isinstance(restart, bool) and restart > 0:
+                resumed = ev.get("resumed_from_step")
+                where = f"continuing from step {resumed}" if resumed else "starting again at step 1"
+                out.append(Alert("restart", f"a rank failed and the elastic launcher restarted the job (restart "
+                                            f"{restart}); {where}", resumed, now, level="warning"))
         steps = [ev for ev in events if ev.get("type") == "step"]
         # One median per batch: live batches hold a few steps, a replayed run's history is judged in
         # chunks against the median before each chunk (a per-event median would cost minutes at 1 M steps).

@@ -200,3 +200,12 @@ def test_write_text_is_whole_or_nothing(tmp_path):
         write_text(tmp_path / "missing" / "a.csv", "x")
     with pytest.raises(ExportError):
         write_text(tmp_path, "x")
+
+
+def test_config_diff_gives_a_run_older_than_a_field_that_fields_default():
+    from core.config import offline_preset
+
+    new = offline_preset().to_dict()
+    old = {k: v for k, v in new.items() if k != "max_restart"}  # stored before max_restart existed
+    assert config_diff({"old": old, "new": new}) == []
+    assert config_diff({"old": old, "new": {**new, "max_restart": 2}}) == [("max_restart", {"old": 0, "new": 2})]

@@ -282,8 +282,9 @@ async def test_clone_carries_the_runs_config(db):
         await until(pilot, lambda: app.clones)
         msg = app.clones[0]
         assert msg.run_id == RUN_IDS["higher-lr"]
+        # A field newer than the stored config (max_restart) takes its default.
         assert msg.config.to_dict() == {**BASE_CONFIG, "learning_rate": 0.005, "warmup_ratio": 0.2,
-                                        "run_name": "higher-lr"}
+                                        "run_name": "higher-lr", "max_restart": 0}
 
 
 class ResumeRecorder:

@@ -66,8 +66,17 @@ def filter_rows(rows: Iterable[dict[str, Any]], text: str = "", status: str | No
 def config_diff(configs: Mapping[str, Mapping[str, Any] | None]) -> list[tuple[str, dict[str, Any]]]:
     """The fields whose values are not all equal, in first-seen order: [(field, {run_id: value})].
 
-    A field missing from a run's config (an older schema) counts as a difference, shown as None.
+    A RunConfig field missing from a run's config (the run predates the field) has its default: the run
+    ran with it. Any other missing field counts as a difference, shown as None.
     """
+    from dataclasses import MISSING
+    from dataclasses import fields as dc_fields
+
+    from core.config import RunConfig
+
+    defaults = {f.name: f.default for f in dc_fields(RunConfig) if f.default is not MISSING}
+    configs = {rid: ({**{k: v for k, v in defaults.items() if k not in cfg and _has_run_fields(cfg)}, **cfg}
+                     if cfg else cfg) for rid, cfg in configs.items()}
     fields: dict[str, None] = {}
     for cfg in configs.values():
         for k in cfg or {}:
@@ -79,6 +88,11 @@ def config_diff(configs: Mapping[str, Mapping[str, Any] | None]) -> list[tuple[s
         if len(distinct) > 1:
             out.append((f, {rid: None if v is _MISSING else v for rid, v in values.items()}))
     return out
+
+
+def _has_run_fields(cfg: Mapping[str, Any]) -> bool:
+    """A stored run config (not some other mapping): it holds the fields every version has had."""
+    return "model_name_or_path" in cfg and "learning_rate" in cfg
 
 
 def _hashable(v: Any) -> Any:

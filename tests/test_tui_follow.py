@@ -153,3 +153,34 @@ def test_follower_stall_alert_while_running(launched, tmp_path):
     u = f.poll()
     assert [a.kind for a in u.alerts] == ["stall"]
     f.close()
+
+
+def _steps(a: int, b: int, t0: float = 0.0) -> list[dict]:
+    return [{"type": "step", "step": s, "t": t0 + s, "loss": 1.0 / s, "lr": 1e-3, "samples_per_s": 50.0}
+            for s in range(a, b + 1)]
+
+
+def test_an_elastic_restart_cuts_the_curves_back_to_its_checkpoint_in_one_batch_or_across_two():
+    restart = {"type": "start", "t": 100.0, "restart": 1, "resumed_from_step": 5, "total_steps": 20}
+    # One batch: the old incarnation's steps past the checkpoint never reach the chart.
+    st = RunState()
+    delta = st.apply([{"type": "start", "t": 0.0, "restart": 0, "total_steps": 20}, *_steps(1, 10),
+                      restart, *_steps(6, 8, 100.0)])
+    assert delta.truncate_after == 5.0
+    assert list(delta[LOSS][0]) == [1, 2, 3, 4, 5, 6, 7, 8] and st.restarts == 1 and st.step == 8
+    # Two batches, merged as the follower merges undelivered updates: the cut applies to the older one too.
+    st = RunState()
+    first = st.apply(_steps(1, 10))
+    second = st.apply([restart, *_steps(6, 7, 100.0)])
+    assert first.truncate_after is None and second.truncate_after == 5.0
+    assert list(second[LOSS][0]) == [6, 7] and list(second[LOSS_EMA][0]) == [6, 7]
+    merged = first.merged(second)
+    assert merged.truncate_after == 5.0 and list(merged[LOSS][0]) == [1, 2, 3, 4, 5, 6, 7]
+    # Applied to a chart that already drew steps 1..10: no step twice, none beyond the cut but the new ones.
+    from tui.decimate import Series
+
+    s = Series()
+    s.extend(*first[LOSS])
+    s.truncate_after(second.truncate_after)
+    s.extend(*second[LOSS])
+    assert list(s.xs) == [1, 2, 3, 4, 5, 6, 7] and s.y_max == 1.0 and s.y_min == pytest.approx(1 / 7)

@@ -129,6 +129,18 @@ class Series:
         self.y_max = max(self.y_max, float(y.max()))
         self.version += 1
 
+    def truncate_after(self, x: float) -> None:
+        """Drop the points beyond x (an elastic restart redoes the steps after its checkpoint)."""
+        xs = self.xs  # sorted
+        n = int(np.searchsorted(xs, x, side="right"))
+        if n == self._n:
+            return
+        self._n = n
+        ys = self._y[:n]
+        self.y_min = float(ys.min()) if n else np.inf
+        self.y_max = float(ys.max()) if n else -np.inf
+        self.version += 1
+
     def clear(self) -> None:
         self._n, self._sorted, self.skipped = 0, True, 0
         self.y_min, self.y_max = np.inf, -np.inf

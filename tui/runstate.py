@@ -49,11 +49,19 @@ class EvalPoint:
 
 
 class SeriesDelta(dict[str, tuple[np.ndarray, np.ndarray]]):
-    """New chart points per series: name -> (steps, values). Deltas concatenate in order."""
+    """New chart points per series: name -> (steps, values). Deltas concatenate in order.
+
+    ``truncate_after``: drop every point already drawn beyond this step before adding these (an elastic
+    restart went back to a checkpoint and redoes the steps after it); None: nothing to drop.
+    """
+
+    truncate_after: float | None = None
 
     @classmethod
-    def from_lists(cls, lists: dict[str, tuple[list[float], list[float]]]) -> SeriesDelta:
+    def from_lists(cls, lists: dict[str, tuple[list[float], list[float]]],
+                   truncate_after: float | None = None) -> SeriesDelta:
         out = cls()
+        out.truncate_after = truncate_after
         for name, (xs, ys) in lists.items():
             if xs:
                 out[name] = (np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64))
@@ -61,6 +69,13 @@ class SeriesDelta(dict[str, tuple[np.ndarray, np.ndarray]]):
 
     def merged(self, newer: SeriesDelta) -> SeriesDelta:
         out = SeriesDelta(self)
+        out.truncate_after = self.truncate_after
+        if newer.truncate_after is not None:  # the newer delta's cut applies to this one's points too
+            cut = newer.truncate_after
+            out.truncate_after = cut if self.truncate_after is None else min(self.truncate_after, cut)
+            for name, (xs, ys) in list(out.items()):
+                keep = xs <= cut
+                out[name] = (xs[keep], ys[keep])
         for name, (xs, ys) in newer.items():
             if name in out:
                 ox, oy = out[name]
@@ -98,6 +113,7 @@ class RunState:
     checkpoints: list[tuple[int, str]] = field(default_factory=list)
     ranks: dict[int, RankInfo] = field(default_factory=dict)
     end: dict[str, Any] | None = None
+    restarts: int = 0  # elastic restarts seen (the latest start event's count)
     events_seen: int = 0
     _ema_raw: float = 0.0
     _ema_n: int = 0
@@ -105,6 +121,7 @@ class RunState:
     # ------------------------------------------------------------------ folding
     def apply(self, events: list[dict[str, Any]]) -> SeriesDelta:
         lists: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in SERIES_NAMES}
+        truncate_after: float | None = None
         for ev in events:
             self.events_seen += 1
             typ = ev.get("type")
@@ -122,11 +139,21 @@ class RunState:
                 self.devices = list(ev.get("devices") or self.devices)
                 if self.started_t is None:
                     self.started_t = float(ev["t"])
+                restart = _int(ev.get("restart"))
+                if restart:  # an elastic restart: the steps after the checkpoint it resumed from are redone
+                    cut = float(_int(ev.get("resumed_from_step")) or 0)
+                    truncate_after = cut if truncate_after is None else min(truncate_after, cut)
+                    for xs, ys in lists.values():  # this batch's points beyond the cut go too
+                        keep = [i for i, x in enumerate(xs) if x <= cut]
+                        xs[:], ys[:] = [xs[i] for i in keep], [ys[i] for i in keep]
+                    self.restarts = restart
+                    self.evals = [e for e in self.evals if e.step <= cut]
+                    self._ema_raw, self._ema_n = 0.0, 0  # the smoothed loss restarts with the curve
             elif typ == "checkpoint":
                 self.checkpoints.append((_int(ev.get("step")) or 0, str(ev.get("path", ""))))
             elif typ == "end":
                 self.end = ev
-        return SeriesDelta.from_lists(lists)
+        return SeriesDelta.from_lists(lists, truncate_after)
 
     def _step(self, ev: dict[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
         step = _int(ev.get("step"))

@@ -14,6 +14,7 @@ import pytest
 from faultkit import alive, cli, events, kill_all, rank_process, show, start_detached, step_events, wait_for
 
 from tui.alerts import AlertMonitor
+from tui.runstate import LOSS, RunState
 
 pytestmark = pytest.mark.slow
 
@@ -80,6 +81,11 @@ def test_a_killed_rank_is_restarted_and_the_run_continues_from_its_checkpoint(tm
         # The dashboard's alert monitor, replaying the event file, raises the restart once.
         restarts = [a for a in AlertMonitor().observe(evs, now=time.time()) if a.kind == "restart"]
         assert len(restarts) == 1 and f"continuing from step {resumed}" in restarts[0].message
+        # ... and its live charts, fed the same events, hold every step once: the redone ones replaced.
+        state = RunState()
+        delta = state.apply(evs)
+        assert delta.truncate_after == resumed and state.restarts == 1
+        assert list(delta[LOSS][0]) == list(range(1, 601))
         wait_for(lambda: not alive(run_dir), 60, "the launcher and ranks to exit after the end event")
     finally:
         kill_all(run_dir)

@@ -184,6 +184,12 @@ class ChartWidget(Widget):
         self._x_override = (lo, hi)
         self._changed()
 
+    def truncate_after(self, x: float) -> None:
+        """Drop every series' points beyond x; redraw on the next tick."""
+        for t in self._tracks.values():
+            t.series.truncate_after(x)
+        self._dirty = True
+
     def clear(self) -> None:
         for t in self._tracks.values():
             t.series.clear()

@@ -40,6 +40,10 @@ class RunCharts(Vertical, can_focus=True):
             yield chart
 
     def extend(self, delta: SeriesDelta) -> None:
+        cut = getattr(delta, "truncate_after", None)
+        if cut is not None:
+            for chart in self.charts.values():
+                chart.truncate_after(cut)
         for name, (xs, ys) in delta.items():
             self._owner[name].extend(name, xs, ys)
 

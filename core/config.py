@@ -137,15 +137,14 @@ class RunConfig:
             problems.append(("devices", f"must be auto, cpu:N or gpu:0,1,..., got {self.devices!r}"))
         elif self.devices.startswith("cpu:") and int(self.devices[4:]) < 1:
             problems.append(("devices", "cpu:N needs N >= 1"))
-        etcd = self.master.startswith("etcd://")
         if self.nnodes > 1 or self.master:
             # A host never starts with '-' (it would read as a flag of the launcher).
             if not re.fullmatch(r"(etcd://)?[A-Za-z0-9_.][A-Za-z0-9_.\-]*:\d{1,5}", self.master or ""):
                 problems.append(("master", f"multi-node jobs need master HOST:PORT, got {self.master!r}"))
-            elif etcd and self.nnodes > 1:
+            elif self.elastic and self.nnodes > 1:
                 problems.append(("master", "an etcd:// master is supported for one node (elastic restarts); "
                                            "a multi-node job needs master HOST:PORT"))
-        if self.max_restart > 0 and not etcd:
+        if self.max_restart > 0 and not self.elastic:
             problems.append(("max_restart", f"restarts need an elastic launcher: set master etcd://HOST:PORT (an "
                                             f"etcd server), got master {self.master!r}"))
         if self.node_rank >= self.nnodes and 0 <= self.node_rank <= 1023:
@@ -163,6 +162,11 @@ class RunConfig:
         if problems:
             raise ConfigError(problems)
         return self
+
+    @property
+    def elastic(self) -> bool:
+        """An etcd master: paddle's launcher runs the job elastically (restarts after a rank fails)."""
+        return self.master.startswith("etcd://")
 
     def device_spec(self) -> str:
         """The devices spec a launch uses: run_glue's --device cpu with devices auto/gpu means 2 CPU processes."""

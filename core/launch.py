@@ -76,7 +76,7 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
         argv += ["--devices", ",".join(str(i) for i in ids)]
     else:
         argv += ["--nproc_per_node", str(nprocs)]
-    if cfg.master.startswith("etcd://"):
+    if cfg.elastic:
         # Elastic: the launcher registers with etcd and restarts the pod when a rank fails (level 1).
         argv += ["--master", cfg.master, "--nnodes", "1", "--job_id", f"gpt2tui-{run_dir.name}",
                  "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
@@ -229,7 +229,7 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     from core import data, devices, models
 
     cfg.check()
-    if cfg.master.startswith("etcd://"):
+    if cfg.elastic:
         check_etcd(cfg.master)
     elif cfg.nnodes > 1 and cfg.node_rank == 0:
         check_master_port(cfg.master)
@@ -241,7 +241,7 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
     custom_output = str(check_output_dir(cfg.output_dir)) if cfg.output_dir else None
     env = launch_env(sel.kind)
-    if cfg.master.startswith("etcd://"):
+    if cfg.elastic:
         # etcd3's generated protobuf code predates protobuf 4: only the pure-Python implementation loads it.
         env.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
     elif cfg.nnodes > 1:

@@ -227,8 +227,7 @@ class Store:
         its checkpoints; an eval job's own results go with it. Returns the ids of the eval jobs deleted
         with the run (their folders are the caller's to remove)."""
         with _tx(self.conn):
-            jobs = [r[0] for r in self.conn.execute(
-                "SELECT id FROM runs WHERE kind = 'eval' AND parent_run = ?", (run_id,)).fetchall()]
+            jobs = [j["id"] for j in self.eval_jobs(run_id)]
             for rid in (run_id, *jobs):
                 for table in ("metrics", "checkpoints", "logs", "rank_health"):
                     self.conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (rid,))

@@ -95,14 +95,14 @@ class _ExitWaker:
 
     def __init__(self) -> None:
         self._poll = select.poll()
-        self._fds: dict[int, int] = {}  # fd -> pid
+        self._fds: set[int] = set()
 
     def add(self, pid: int) -> None:
         try:
             fd = os.pidfd_open(pid)
         except (AttributeError, OSError):  # no pidfd support, or the pid is already gone
             return
-        self._fds[fd] = pid
+        self._fds.add(fd)
         self._poll.register(fd, select.POLLIN)
 
     def wait(self, timeout_s: float) -> None:
@@ -112,7 +112,7 @@ class _ExitWaker:
         for fd, _ in self._poll.poll(timeout_s * 1000):
             # An exited process stays readable: stop watching it so the next wait sleeps again.
             self._poll.unregister(fd)
-            del self._fds[fd]
+            self._fds.discard(fd)
             os.close(fd)
 
     def close(self) -> None:

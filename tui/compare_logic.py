@@ -69,30 +69,20 @@ def config_diff(configs: Mapping[str, Mapping[str, Any] | None]) -> list[tuple[s
     A RunConfig field missing from a run's config (the run predates the field) has its default: the run
     ran with it. Any other missing field counts as a difference, shown as None.
     """
-    from dataclasses import MISSING
-    from dataclasses import fields as dc_fields
-
     from core.config import RunConfig
 
-    defaults = {f.name: f.default for f in dc_fields(RunConfig) if f.default is not MISSING}
-    configs = {rid: ({**{k: v for k, v in defaults.items() if k not in cfg and _has_run_fields(cfg)}, **cfg}
-                     if cfg else cfg) for rid, cfg in configs.items()}
+    defaults = RunConfig().to_dict()
     fields: dict[str, None] = {}
     for cfg in configs.values():
         for k in cfg or {}:
             fields.setdefault(k, None)
     out = []
     for f in fields:
-        values = {rid: (cfg or {}).get(f, _MISSING) for rid, cfg in configs.items()}
+        values = {rid: cfg.get(f, defaults.get(f, _MISSING)) if cfg else _MISSING for rid, cfg in configs.items()}
         distinct = {_hashable(v) for v in values.values()}
         if len(distinct) > 1:
             out.append((f, {rid: None if v is _MISSING else v for rid, v in values.items()}))
     return out
-
-
-def _has_run_fields(cfg: Mapping[str, Any]) -> bool:
-    """A stored run config (not some other mapping): it holds the fields every version has had."""
-    return "model_name_or_path" in cfg and "learning_rate" in cfg
 
 
 def _hashable(v: Any) -> Any:

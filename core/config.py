@@ -22,6 +22,23 @@ TINY_MODEL = "gpt2-tiny"
 REFERENCE_MODEL = "gpt2-medium-en"
 
 
+STRATEGIES = ("no", "steps", "epoch")
+TRUE_WORDS = ("1", "true", "yes", "y", "t", "on")
+FALSE_WORDS = ("0", "false", "no", "n", "f", "off")
+
+
+def parse_bool(raw: Any) -> bool:
+    """A boolean the way PaddleNLP's argument parser reads one (strtobool): true/false, 1/0, yes/no, on/off."""
+    if isinstance(raw, bool):
+        return raw
+    s = str(raw).strip().lower()
+    if s in TRUE_WORDS:
+        return True
+    if s in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
 class ConfigError(ValueError):
     """A user mistake in a config: ``problems`` is a list of (where, what) pairs."""
 
@@ -51,6 +68,11 @@ class RunConfig:
         "model",
     )
     max_seq_length: int = _f(128, "Longest input in tokens; longer sentences are truncated.", "model", min=8, max=1024)
+    model_type: str = _f("", "The old run_glue's --model_type: gpt or gpt2 (or empty); the model is "
+                             "model_name_or_path.", "model")
+    dataloader_num_workers: int = _f(0, "Must be 0: the data is tokenised once and batched from memory.", "model",
+                                     min=0, max=64)
+    logging_dir: str = _f("", "Must be empty: metrics go to runs.db (`gpt2-tui export` writes them out).", "model")
     # --- optimisation
     per_device_train_batch_size: int = _f(32, "Training batch size on each device (rank).", "optim", min=1, max=4096)
     per_device_eval_batch_size: int = _f(32, "Evaluation batch size on each device.", "optim", min=1, max=4096)
@@ -59,6 +81,19 @@ class RunConfig:
     warmup_ratio: float = _f(0.0, "Fraction of steps for linear warm-up, then linear decay.", "optim", min=0.0, max=1.0)
     use_amp: bool = _f(False, "Mixed precision on GPU (bf16 where supported, else fp16).", "optim")
     seed: int = _f(42, "Random seed for initialisation and data order.", "optim", min=0, max=2**31 - 1)
+    warmup_steps: int = _f(0, "Linear warm-up over this many steps; > 0 overrides warmup_ratio (as in PaddleNLP).",
+                           "optim", min=0, max=10**9)
+    gradient_accumulation_steps: int = _f(1, "Micro-batches summed into each optimiser step.", "optim",
+                                          min=1, max=4096)
+    max_grad_norm: float = _f(1.0, "Clip gradients to this global norm; 0 = no clipping.", "optim",
+                              min=0.0, max=1e6)
+    adam_epsilon: float = _f(1e-8, "AdamW epsilon.", "optim", min=0.0, max=1.0, exclusive_min=True)
+    fp16: bool = _f(False, "Mixed precision in float16 on a GPU (PaddleNLP's --fp16); implies use_amp.", "optim")
+    bf16: bool = _f(False, "Mixed precision in bfloat16 on a GPU (PaddleNLP's --bf16); implies use_amp.", "optim")
+    fp16_opt_level: str = _f("O2", "AMP level, O1 or O2 (PaddleNLP's default is O1; the fast path uses O2).",
+                             "optim")
+    scale_loss: float = _f(32768.0, "Initial loss scale for float16 training (the old run_glue's --scale_loss).",
+                           "optim", min=1.0, max=2.0**32)
     # --- schedule & checkpoints
     num_train_epochs: float = _f(3.0, "Epochs over the training set (ignored when max_steps > 0).", "schedule",
                                  min=0.0, max=1000.0, exclusive_min=True)
@@ -69,6 +104,17 @@ class RunConfig:
     eval_steps: int = _f(500, "Evaluate on dev.tsv every N steps (and at the end).", "schedule", min=1, max=10**9)
     output_dir: str = _f("", "Where checkpoints go; empty = runs/<run-id>/checkpoints.", "schedule")
     stop_on_nan: bool = _f(True, "Stop (and save) when the loss becomes NaN or infinite.", "schedule")
+    do_train: bool = _f(True, "Train (run_glue's --do_train); false is refused: `gpt2-tui eval` evaluates alone.",
+                        "schedule")
+    do_eval: bool = _f(True, "Evaluate on dev.tsv during training (per evaluation_strategy) and at the end.",
+                       "schedule")
+    evaluation_strategy: str = _f("steps", "When to evaluate: steps (every eval_steps), epoch, or no (only at the "
+                                           "end). gpt2-tui's default is steps, so eval_steps acts alone.", "schedule")
+    save_strategy: str = _f("steps", "When to save: steps (every save_steps), epoch, or no (only at the end).",
+                            "schedule")
+    save_total_limit: int = _f(0, "Keep the newest N checkpoints plus the best by dev accuracy; 0 = keep all.",
+                               "schedule", min=0, max=10**6)
+    overwrite_output_dir: bool = _f(False, "Allow an output_dir that already holds checkpoints.", "schedule")
     # --- devices
     device: str = _f("auto", "run_glue's --device: auto, cpu or gpu. 'devices' picks which ones.", "devices")
     devices: str = _f("auto", "auto, cpu:N (N CPU processes) or gpu:0,1,... (one rank per GPU).", "devices")
@@ -149,6 +195,7 @@ class RunConfig:
                                             f"etcd server), got master {self.master!r}"))
         if self.node_rank >= self.nnodes and 0 <= self.node_rank <= 1023:
             problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
+        problems += self._refusals()
         if not self.model_name_or_path.strip():
             problems.append(("model_name_or_path", "is empty"))
         if not self.data_dir.strip():
@@ -157,11 +204,44 @@ class RunConfig:
             problems.append(("run_name", "must be one line of text"))
         return problems
 
+    def _refusals(self) -> list[tuple[str, str]]:
+        """PaddleNLP flags that gpt2-tui takes but cannot honour as given: one sentence each, why and instead."""
+        out: list[tuple[str, str]] = []
+        for name in ("evaluation_strategy", "save_strategy"):
+            if getattr(self, name) not in STRATEGIES:
+                out.append((name, f"must be one of {', '.join(STRATEGIES)}, got {getattr(self, name)!r}"))
+        if not self.do_train:
+            out.append(("do_train", "false would train nothing; to evaluate a checkpoint use `gpt2-tui eval "
+                                    "--init_checkpoint_path DIR` instead"))
+        if self.fp16 and self.bf16:
+            out.append(("bf16", "fp16 and bf16 are both true; choose one"))
+        if self.fp16_opt_level not in ("O1", "O2"):
+            out.append(("fp16_opt_level", f"must be O1 or O2, got {self.fp16_opt_level!r}"))
+        if self.model_type.lower() not in ("", "gpt", "gpt2"):
+            out.append(("model_type", f"{self.model_type!r}: gpt2-tui fine-tunes GPT-2 only; use --model_type gpt "
+                                      "or leave it out"))
+        if self.dataloader_num_workers:
+            out.append(("dataloader_num_workers", "gpt2-tui tokenises the data once and batches it from memory, "
+                                                  "so there are no loader workers to start; leave it 0"))
+        if self.logging_dir:
+            out.append(("logging_dir", "gpt2-tui writes no VisualDL logs during training: metrics go to runs.db; "
+                                       "leave it empty and use `gpt2-tui export RUN`"))
+        return out
+
     def check(self) -> RunConfig:
         problems = self.validate()
         if problems:
             raise ConfigError(problems)
         return self
+
+    @property
+    def amp_dtype(self) -> str | None:
+        """The mixed-precision request: 'float16', 'bfloat16', 'auto' (use_amp: the fast path picks) or None."""
+        if self.fp16:
+            return "float16"
+        if self.bf16:
+            return "bfloat16"
+        return "auto" if self.use_amp else None
 
     @property
     def elastic(self) -> bool:
@@ -186,14 +266,7 @@ def _nearest(key: str, names: list[str]) -> str:
 def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
     typ = f.type if isinstance(f.type, str) else f.type.__name__
     if typ == "bool":
-        if isinstance(raw, bool):
-            return raw
-        s = str(raw).strip().lower()
-        if s in ("1", "true", "yes", "on"):
-            return True
-        if s in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(f"expected true or false, got {raw!r}")
+        return parse_bool(raw)
     if typ == "int":
         if isinstance(raw, bool):
             raise ValueError(f"expected an integer, got {raw!r}")

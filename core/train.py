@@ -45,7 +45,7 @@ import paddle.nn.functional as F  # noqa: E402
 import psutil  # noqa: E402
 
 from core import batching  # noqa: E402
-from core.config import RunConfig  # noqa: E402
+from core.config import RunConfig, parse_bool  # noqa: E402
 from core.events import EventWriter  # noqa: E402
 
 TRAIN_FILE, DEV_FILE = "train.tsv", "dev.tsv"
@@ -61,15 +61,6 @@ class CheckpointError(OSError):
 
 
 # --------------------------------------------------------------------------- arguments
-def _bool(s: str) -> bool:
-    v = str(s).strip().lower()
-    if v in ("1", "true", "yes", "on"):
-        return True
-    if v in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="core/train.py", description="Fine-tune GPT-2 on SST-2 (gpt2-tui worker).")
     p.add_argument("--run_dir", required=True, help="Run folder: events.jsonl, stop, checkpoints/.")
@@ -77,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume_from", default=None, help="A checkpoint-N folder to continue from.")
     for f in dataclasses.fields(RunConfig):
         typ = f.type if isinstance(f.type, str) else f.type.__name__
-        conv: Callable[[str], Any] = {"bool": _bool, "int": int, "float": float}.get(typ, str)
+        conv: Callable[[str], Any] = {"bool": parse_bool, "int": int, "float": float}.get(typ, str)
         p.add_argument(f"--{f.name}", type=conv, default=f.default, help=f.metadata.get("help", ""))
     return p
 

@@ -68,11 +68,6 @@ class RunConfig:
         "model",
     )
     max_seq_length: int = _f(128, "Longest input in tokens; longer sentences are truncated.", "model", min=8, max=1024)
-    model_type: str = _f("", "The old run_glue's --model_type: gpt or gpt2 (or empty); the model is "
-                             "model_name_or_path.", "model")
-    dataloader_num_workers: int = _f(0, "Must be 0: the data is tokenised once and batched from memory.", "model",
-                                     min=0, max=64)
-    logging_dir: str = _f("", "Must be empty: metrics go to runs.db (`gpt2-tui export` writes them out).", "model")
     # --- optimisation
     per_device_train_batch_size: int = _f(32, "Training batch size on each device (rank).", "optim", min=1, max=4096)
     per_device_eval_batch_size: int = _f(32, "Evaluation batch size on each device.", "optim", min=1, max=4096)
@@ -104,8 +99,6 @@ class RunConfig:
     eval_steps: int = _f(500, "Evaluate on dev.tsv every N steps (and at the end).", "schedule", min=1, max=10**9)
     output_dir: str = _f("", "Where checkpoints go; empty = runs/<run-id>/checkpoints.", "schedule")
     stop_on_nan: bool = _f(True, "Stop (and save) when the loss becomes NaN or infinite.", "schedule")
-    do_train: bool = _f(True, "Train (run_glue's --do_train); false is refused: `gpt2-tui eval` evaluates alone.",
-                        "schedule")
     do_eval: bool = _f(True, "Evaluate on dev.tsv during training (per evaluation_strategy) and at the end.",
                        "schedule")
     evaluation_strategy: str = _f("steps", "When to evaluate: steps (every eval_steps), epoch, or no (only at the "
@@ -126,6 +119,15 @@ class RunConfig:
                              "continues from the latest checkpoint); needs master etcd://HOST:PORT.", "devices",
                           min=0, max=100)
     run_name: str = _f("", "A name to find the run by; free text.", "devices")
+
+    # --- PaddleNLP flags kept for compatibility (a run_glue command carries them)
+    do_train: bool = _f(True, "Train (run_glue's --do_train); false is refused: `gpt2-tui eval` evaluates alone.",
+                        "compat")
+    model_type: str = _f("", "The old run_glue's --model_type: gpt or gpt2 (or empty); the model is "
+                             "model_name_or_path.", "compat")
+    dataloader_num_workers: int = _f(0, "Must be 0: the data is tokenised once and batched from memory.", "compat",
+                                     min=0, max=64)
+    logging_dir: str = _f("", "Must be empty: metrics go to runs.db (`gpt2-tui export` writes them out).", "compat")
 
     # ------------------------------------------------------------------ helpers
     @classmethod

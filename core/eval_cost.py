@@ -110,14 +110,22 @@ def warning(cost: EvalCost) -> str | None:
     """The sentence `train` and the preflight show when evaluation would dominate, else None."""
     if not cost.too_high:
         return None
-    text = (f"evaluation would take ~{_pct(cost.share)} of the run's time: {cost.eval_batches} eval "
+    text = (f"evaluation would take {_pct(cost.share)} of the run's time: {cost.eval_batches} eval "
             f"batch{'es' if cost.eval_batches != 1 else ''} {cost.every} ({cost.evaluations} evaluations "
             f"in {cost.total_steps} steps)")
     if cost.suggestion:
         steps, share = cost.suggestion
-        text += f"; --eval_steps {steps} would make it ~{_pct(share)}"
+        text += f"; --eval_steps {steps} would make it {_pct(share)}"
     return text
 
 
+def summary(cost: EvalCost) -> str:
+    """One line for a checklist when all is well."""
+    if cost.evaluations == 0:
+        return "no evaluation during training (do_eval false)"
+    return (f"{_pct(cost.share)} of the run's time: {cost.evaluations} evaluation(s) of {cost.eval_batches} "
+            f"batch(es), {cost.every}")
+
+
 def _pct(share: float) -> str:
-    return f"{100 * share:.0f} %" if share >= 0.01 else "<1 %"
+    return f"~{100 * share:.0f} %" if share >= 0.01 else "<1 %"

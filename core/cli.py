@@ -68,7 +68,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """Every exception type that means 'the user asked for something wrong' (exit 2, no traceback)."""
     errs: list[type[BaseException]] = [UserError, ConfigError, StoreError, ExportError]
     for mod, name in (("core.data", "DataError"), ("core.models", "ModelError"), ("core.devices", "DeviceError"),
-                      ("core.launch", "LaunchError")):
+                      ("core.launch", "LaunchError"),
+                      ("core.checkpoint_import", "CheckpointImportError")):
         try:
             errs.append(getattr(__import__(mod, fromlist=[name]), name))
         except (ImportError, AttributeError):

@@ -8,27 +8,72 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli_common import add_db_flag, fmt_time, need_run, open_store
+from core.cli_common import UserError, add_db_flag, fmt_time, need_run, open_store
 
 
 def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "eval", help="evaluate a checkpoint on an SST-2 split and store the accuracy",
-        description="Evaluate a run's checkpoint (or any checkpoint folder, PaddleNLP run_glue's included). "
-                    "classify: the fine-tuned classification head; cloze: the language-model head scores "
-                    "the label words ' terrible' (0) / ' great' (1) after the prompt '<sentence> It was', so "
-                    "a base model can be scored too.")
+        description="Evaluate a run's checkpoint, or one gpt2-tui did not make (--init_checkpoint_path: a "
+                    "PaddleNLP checkpoint-N folder, or a bare model_state.pdparams with --model_name for its "
+                    "config and tokenizer; it is recorded as an imported run). classify: the fine-tuned "
+                    "classification head; cloze (--cloze_eval): the language-model head scores the label words "
+                    "' terrible' (0) / ' great' (1) after the prompt '<sentence> It was', so a base model can be "
+                    "scored too. The reference's run_eval_sst2.py flags are taken as written.")
     add_db_flag(ev)
-    ev.add_argument("run", help="run id, id prefix, name or 'last'; or a checkpoint folder")
+    ev.add_argument("run", nargs="?", default=None,
+                    help="run id, id prefix, name or 'last'; or a checkpoint folder / .pdparams file")
     ev.add_argument("--checkpoint", default="latest", help="STEP, latest, best or a folder (default: latest)")
+    ev.add_argument("--init_checkpoint_path", metavar="FILE.pdparams|DIR",
+                    help="a checkpoint gpt2-tui did not make (run_eval.py's flag); instead of RUN")
+    ev.add_argument("--model_name", metavar="NAME|DIR",
+                    help="the model the checkpoint was fine-tuned from: its config and tokenizer are used where the "
+                         "checkpoint has none (run_eval.py's flag)")
     ev.add_argument("--eval_path", help="labelled TSV to evaluate on (default: the run's dev.tsv)")
     ev.add_argument("--mode", choices=["classify", "cloze"], default="classify")
+    ev.add_argument("--cloze_eval", action="store_true", help="= --mode cloze (run_eval.py's flag)")
+    ev.add_argument("--max_seq_length", "--seq_len", type=int, default=None, metavar="N",
+                    help="longest input in tokens for an imported checkpoint (default 128; a run's checkpoints use "
+                         "the run's own); --seq_len is run_eval.py's spelling")
     ev.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto")
     ev.add_argument("--batch_size", type=int, default=64)
     ev.add_argument("--force", action="store_true", help="evaluate again even if this exact eval is stored")
     ev.add_argument("--detach", action="store_true", help="start it and return; prints the eval job id")
     ev.add_argument("--json", action="store_true")
     return ev
+
+
+def _is_checkpoint(ref: str) -> bool:
+    p = Path(ref).expanduser()
+    return (p.is_dir() and (p / "model_state.pdparams").exists()) or (p.is_file() and p.suffix == ".pdparams")
+
+
+def target(store: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """(the run, the checkpoint spec): a stored run's, or an imported checkpoint's (recorded as a run)."""
+    from core import launch
+    from core.checkpoint_import import import_checkpoint
+
+    source = args.init_checkpoint_path
+    if args.run and source:
+        raise UserError("give a run or --init_checkpoint_path, not both")
+    if args.run and _is_checkpoint(args.run):
+        source = args.run
+    if not source:
+        if not args.run:
+            raise UserError("what to evaluate: a run (`gpt2-tui runs` lists them) or --init_checkpoint_path "
+                            "FILE.pdparams|DIR")
+        for flag, value in (("--model_name", args.model_name), ("--max_seq_length", args.max_seq_length)):
+            if value is not None:
+                raise UserError(f"{flag} goes with --init_checkpoint_path; a run's checkpoints use the run's own")
+        return need_run(store, args.run), args.checkpoint
+    if args.eval_path:
+        from core import data
+
+        data.read_split(args.eval_path, labelled=True)  # a bad file is named before anything is recorded
+    run, folder = import_checkpoint(store, launch.runs_root_for(store.path), source, args.model_name,
+                                    max_seq_length=args.max_seq_length or 128)
+    print(f"checkpoint {source}: imported as run {run['id']} ({folder})", file=sys.stderr)
+    return run, str(folder)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -38,14 +83,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from core.reconcile import reconcile
 
     store = open_store(args)
-    run = None
-    checkpoint = args.checkpoint
-    if Path(args.run).is_dir() and (Path(args.run) / "model_state.pdparams").exists():
-        checkpoint = args.run
-    else:
-        run = need_run(store, args.run)
+    mode = "cloze" if args.cloze_eval else args.mode
+    run, checkpoint = target(store, args)
     prep, done = prepare_eval(store, run, launch.runs_root_for(store.path), checkpoint=checkpoint,
-                              eval_path=args.eval_path, mode=args.mode, device=args.device,
+                              eval_path=args.eval_path, mode=mode, device=args.device,
                               batch_size=args.batch_size, force=args.force)
     if prep is None:
         assert done is not None

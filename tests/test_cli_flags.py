@@ -3,6 +3,7 @@
 Parsing and mapping only: the real training with the reference command is in test_cli_reference.py.
 """
 
+import re
 import sqlite3
 
 import pytest
@@ -99,3 +100,18 @@ def test_help_lists_every_field_and_the_old_spellings(capsys):
     out = capsys.readouterr().out
     for name in [*RunConfig.field_names(), "batch_size", "warmup_proportion", "from_command"]:
         assert f"--{name}" in out, name
+
+
+def _flags_of(command):
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return {opt for a in sub.choices[command]._actions for opt in a.option_strings if opt.startswith("--")}
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_docs_flags_lists_every_flag(command):
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "FLAGS.md").read_text()
+    section = text.split(f"## `gpt2-tui {command}`")[1].split("\n## ")[0]
+    missing = [f for f in sorted(_flags_of(command) - {"--help"}) if not re.search(re.escape(f) + r"(?![\w-])", section)]
+    assert not missing, f"docs/FLAGS.md does not describe {missing}"

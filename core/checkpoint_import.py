@@ -1,7 +1,8 @@
 """Checkpoints gpt2-tui did not make: a PaddleNLP ``checkpoint-N/`` folder, or a bare ``model_state.pdparams``
 with a model name for its config and tokenizer, recorded as a run so the history and results show them.
 
-An import is a run row (kind 'train', status 'finished', name ``imported <path>``) with its own folder
+An import is a run row (kind 'train', status 'finished', name ``<folder> (imported)``, e.g.
+``checkpoint-500 (imported)``, the weights' real path in its ``checkpoint`` column) with its own folder
 ``runs/<id>/``: ``checkpoints/checkpoint-<N>/`` links to the weights and, where the source lacks them, to
 the named model's config and tokenizer files; ``events.jsonl`` holds a start, a checkpoint and an end event,
 ingested like any run's. An evaluation of it is an eval job with the import as its parent, so its result
@@ -25,7 +26,7 @@ WEIGHTS = "model_state.pdparams"
 # Taken from beside the weights (never the folder's other files: a bare .pdparams may sit anywhere).
 SIDE_FILES = ("config.json", "generation_config.json", "vocab.json", "merges.txt", "tokenizer_config.json",
               "special_tokens_map.json", "added_tokens.json", "trainer_state.json")
-IMPORT_PREFIX = "imported "
+IMPORT_SUFFIX = " (imported)"
 
 
 class CheckpointImportError(ValueError):
@@ -57,8 +58,8 @@ def step_of(weights: Path) -> int:
 
 def find_import(store: Store, weights: Path, model_name: str) -> dict[str, Any] | None:
     for run in store.list_runs(kind="train"):
-        if run.get("checkpoint") == str(weights) and str(run.get("name", "")).startswith(IMPORT_PREFIX) \
-                and run.get("model") == model_name:
+        # A training run's row has no checkpoint column (only eval jobs and imports set it).
+        if run.get("checkpoint") == str(weights) and run.get("model") == model_name:
             return run
     return None
 
@@ -106,7 +107,7 @@ def import_checkpoint(store: Store, runs_root: Path, spec: str, model_name: str 
             if src.is_file() and src.name not in models.WEIGHT_FILES and not (folder / src.name).exists():
                 os.symlink(src.resolve(), folder / src.name)
     cfg = RunConfig(model_name_or_path=model, max_seq_length=max_seq_length, data_dir="sample",
-                    run_name=f"{IMPORT_PREFIX}{weights}")
+                    run_name=f"{own.name}{IMPORT_SUFFIX}")  # the history's name column shows ~20 characters
     with EventWriter(run_dir / "events.jsonl") as w:
         w.emit("start", world_size=1, total_steps=step or None, imported=str(weights))
         w.emit("checkpoint", step=step, path=str(folder))

@@ -132,6 +132,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     parent = None
     resume_from = None
     if args.resume:
+        if args.from_command or args.config:
+            from core.cli_common import UserError
+
+            raise UserError("--resume continues a run with its own settings; --from_command and --config do not "
+                            "apply (flags given with --resume do)")
         parent, cfg, resume_from = launch.resume_point(store, need_run(store, args.resume))
         cfg = RunConfig.from_dict({**cfg.to_dict(), **flag_values(args)}).check()
     else:

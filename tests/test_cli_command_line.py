@@ -80,3 +80,8 @@ def test_from_command_with_a_bad_value_names_it(tmp_path, capsys):
     assert rc == 2 and "learning_rate: expected a number, got 'abc'" in err
     rc = cli.main(["train", "--db", str(tmp_path / "runs.db"), "--from_command", "run_glue.py --seed 'x"])
     assert rc == 2 and "--from_command: cannot read the command" in capsys.readouterr().err
+
+
+def test_resume_keeps_its_own_settings(tmp_path, capsys):
+    rc = cli.main(["train", "--db", str(tmp_path / "runs.db"), "--resume", "x", "--from_command", "--seed 1"])
+    assert rc == 2 and "--resume continues a run with its own settings" in capsys.readouterr().err

@@ -62,7 +62,7 @@ def test_the_reference_evaluation_command_on_a_bare_pdparams(reference_run, tmp_
     assert json.loads(r.stdout.strip().splitlines()[-1])["accuracy"] == rec["evals"][-1]["accuracy"]
     # Recorded as an imported run that the history lists, with both evaluations as its own.
     runs = json.loads(gpt2_tui("runs", "--json", "--db", "runs.db", cwd=work, check=True).stdout)
-    imported = [x for x in runs if x["name"] == f"imported {bare}"]
+    imported = [x for x in runs if x["name"] == "elsewhere (imported)"]
     assert len(imported) == 1 and imported[0]["status"] == "finished"
     shown = json.loads(gpt2_tui("show", imported[0]["id"], "--json", "--db", "runs.db", cwd=work, check=True).stdout)
     assert sorted(e["mode"] for e in shown["evals"]) == ["classify", "cloze"]

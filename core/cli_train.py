@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from core.cli_common import add_db_flag, need_run, open_store
+from core.cli_common import UserError, add_db_flag, need_run, open_store
 from core.command_line import FLAG_ALIASES
 from core.config import PRESETS, RunConfig, load_toml
 from core.export import run_record, to_json
@@ -75,7 +75,6 @@ def pasted_values(args: argparse.Namespace) -> dict[str, Any]:
     text = getattr(args, "from_command", None)
     if not text:
         return {}
-    from core.cli_common import UserError
     from core.command_line import describe_unmapped, parse_command
 
     try:
@@ -133,8 +132,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     resume_from = None
     if args.resume:
         if args.from_command or args.config:
-            from core.cli_common import UserError
-
             raise UserError("--resume continues a run with its own settings; --from_command and --config do not "
                             "apply (flags given with --resume do)")
         parent, cfg, resume_from = launch.resume_point(store, need_run(store, args.resume))

@@ -96,6 +96,10 @@ def parse_command(text: str) -> Parsed:
     launch: list[tuple[str, str | None, str]] = []
     if tokens and re.fullmatch(r"(\S*/)?python[0-9.]*", tokens[0]):
         tokens.pop(0)
+        # the interpreter's own options (-u, -B, -X dev, -W ignore) before -m or the script
+        while tokens and tokens[0].startswith("-") and tokens[0] != "-m":
+            takes = tokens[0] in ("-X", "-W") and len(tokens) > 1
+            del tokens[:2 if takes else 1]
     if tokens and tokens[0] in ("fleetrun",):
         tokens.pop(0)
         tokens[:0] = ["-m", "paddle.distributed.launch"]

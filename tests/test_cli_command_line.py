@@ -51,6 +51,11 @@ def test_old_spellings_and_bare_booleans_and_negative_numbers():
                         "scale_loss": "128", "max_steps": "-1", "overwrite_output_dir": "true", "use_amp": "False"}
 
 
+def test_interpreter_options_are_skipped():
+    p = parse_command("python3.11 -u -X dev -m paddle.distributed.launch --gpus 1 run_glue.py --seed 3")
+    assert p.values == {"devices": "gpu:1", "seed": "3"} and p.unmapped == [] and p.script == "run_glue.py"
+
+
 def test_without_interpreter_or_script_and_with_comments():
     p = parse_command("--task_name sst-2 --seed 7  # my favourite seed")
     assert p.values == {"task_name": "sst-2", "seed": "7"} and p.script == ""

@@ -80,8 +80,8 @@ def _flags(tokens: list[str]) -> list[tuple[str, str | None, str]]:
 
 
 def _is_flag(tok: str) -> bool:
-    # '-1' and '-0.5' are values (argparse's own rule), '--x' and '-x' flags.
-    return tok.startswith("-") and re.fullmatch(r"-\d+|-\d*\.\d+(e-?\d+)?", tok) is None
+    # '-1', '-0.5' and '-1e-5' are values, '--x' and '-x' flags.
+    return tok.startswith("-") and re.fullmatch(r"-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", tok) is None
 
 
 def parse_command(text: str) -> Parsed:

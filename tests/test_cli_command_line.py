@@ -46,9 +46,10 @@ def test_what_cannot_be_mapped_is_listed_as_written():
 
 def test_old_spellings_and_bare_booleans_and_negative_numbers():
     p = parse_command("python run_glue.py --model_type gpt2 --batch_size 16 --warmup_proportion 0.1 "
-                      "--scale_loss 128 --max_steps -1 --overwrite_output_dir --use_amp False")
+                      "--scale_loss 128 --max_steps -1 --overwrite_output_dir --use_amp False --weight_decay -1e-5")
     assert p.values == {"model_type": "gpt2", "per_device_train_batch_size": "16", "warmup_ratio": "0.1",
-                        "scale_loss": "128", "max_steps": "-1", "overwrite_output_dir": "true", "use_amp": "False"}
+                        "scale_loss": "128", "max_steps": "-1", "overwrite_output_dir": "true", "use_amp": "False",
+                        "weight_decay": "-1e-5"}
 
 
 def test_interpreter_options_are_skipped():

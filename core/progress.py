@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from core.events import as_float
@@ -75,19 +78,36 @@ class RunProgress:
                 f"loss {loss} | {sps} samples/s{acc} | ETA {fmt_duration(self.eta())}")
 
 
+def terminal_columns(stream: IO[str] = sys.stderr) -> int:
+    """The width of the terminal the stream writes to (stderr may be one while stdout is piped)."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return shutil.get_terminal_size(fallback=(80, 24)).columns
+
+
 class ProgressPrinter:
     """On a terminal: one line redrawn in place. Elsewhere (CI, a pipe): a line every few seconds."""
 
-    def __init__(self, stream: IO[str] = sys.stderr, every_s: float = 5.0):
+    def __init__(self, stream: IO[str] = sys.stderr, every_s: float = 5.0,
+                 columns: Callable[[], int] | None = None):
         self.stream = stream
         self.tty = stream.isatty()
         self.every_s = every_s
+        self.columns = columns or (lambda: terminal_columns(stream))
         self._last = 0.0
         self._drawn = False
 
+    def fit(self, text: str) -> str:
+        """The line cut to the terminal's width less one column: a line that fills the last column wraps
+        on some terminals, and `\r` then returns to the wrapped half, leaving the first half behind."""
+        width = max(10, self.columns() - 1)
+        return text if len(text) <= width else text[:width - 1] + "…"
+
     def show(self, text: str, force: bool = False) -> None:
         if self.tty:
-            self.stream.write("\r\x1b[2K" + text)
+            # Asked on every redraw: the user may resize the terminal during a run.
+            self.stream.write("\r\x1b[2K" + self.fit(text))
             self._drawn = True
             self.stream.flush()
         elif force or time.monotonic() - self._last >= self.every_s:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 # PaddleNLP colours its log lines; a log panel wants the text.
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][A-Z0-9]")
-_ERROR = re.compile(r"Error|Traceback|Exception|FATAL")
+# Python's "...Error:" and tracebacks, PaddleNLP's "[ ERROR]" level, and glog's severity prefix
+# ("E1202 12:00:00.123456 4242 file.cc:12] ...", F for fatal) that paddle's C++ side prints.
+_ERROR = re.compile(r"Error|ERROR|Traceback|Exception|FATAL|^\s*[EF]\d{4} \d\d:\d\d:\d\d")
 # On first sight of a long log, start this far from its end: the panel shows ~the last 100 lines.
 START_TAIL_BYTES = 64 * 1024
 MAX_READ_BYTES = 1 << 20

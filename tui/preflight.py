@@ -158,10 +158,32 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
     return Check("devices", OK, f"{text}: free")
 
 
+def check_eval(cfg: RunConfig, report: DeviceReport | None) -> Check:
+    """The share of the run that evaluation takes (core.eval_cost): a warning above ~10 %."""
+    from core import eval_cost
+
+    # 'glue' not downloaded yet: GLUE's own row counts (resolve_data_dir would download it here).
+    glue = data.glue_cache_dir() / "SST-2"
+    folder = (glue if (glue / "dev.tsv").is_file() else None) if cfg.data_dir == "glue" \
+        else data.resolve_data_dir(cfg.data_dir)
+    try:
+        rows = eval_cost.rows_of(folder)
+    except OSError:
+        return Check("eval", OK, "cannot estimate the evaluation time without the data files")
+    try:
+        world = select_devices(cfg, report).nprocs * cfg.nnodes if report else cfg.nnodes
+    except DeviceError:
+        world = cfg.nnodes
+    cost = eval_cost.estimate(cfg, *rows, world=world)
+    if text := eval_cost.warning(cost):
+        return Check("eval", WARN, text)
+    return Check("eval", OK, eval_cost.summary(cost))
+
+
 def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:
     checks = []
     args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root),
-                                        "devices": (cfg, report)}
+                                        "devices": (cfg, report), "eval": (cfg, report)}
     for name, a in args.items():
         fn = globals()[f"check_{name}"]  # looked up per call, so a test can replace one
         try:

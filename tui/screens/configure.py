@@ -61,6 +61,7 @@ class ConfigureScreen(Screen[None]):
         Binding("ctrl+y", "copy_command", "Copy cmd", priority=True),
         Binding("ctrl+s", "save", "Save", priority=True),
         Binding("ctrl+o", "load", "Load", priority=True),
+        Binding("ctrl+v", "paste_command", "Paste cmd", priority=True),
         Binding("ctrl+g", "app.show_running", "Running runs", priority=True),
     ]
     TITLE = "gpt2-tui"
@@ -301,3 +302,31 @@ class ConfigureScreen(Screen[None]):
             self.notify(f"Loaded {path}.")
 
         self.app.push_screen(PathPrompt("Load a config from TOML:", "run.toml"), load)
+
+    # ------------------------------------------------------------------ a pasted run_glue command
+    def action_paste_command(self) -> None:
+        from tui.widgets.command_paste import CommandPaste
+
+        self.app.push_screen(CommandPaste(), self.fill_from_command)
+
+    def fill_from_command(self, text: str | None) -> None:
+        """Set each field the command names (the rest keep their values) and say what was left out."""
+        from tui.widgets.command_paste import form_values
+
+        if not text:
+            return
+        try:
+            values, unmapped = form_values(text)
+        except ValueError as e:
+            self.notify(str(e), title="Cannot read the command", severity="error", timeout=10)
+            return
+        for name, value in values.items():
+            self.form.set_value(name, value)
+        banner = Text()
+        banner.append(f"Config: pasted command ({len(values)} setting(s) taken)", style="bold")
+        if unmapped:
+            banner.append("\nnot mapped (ignored): " + "  ".join(unmapped), style="yellow")
+        banner.append("\nChange what you like, then ctrl+l launches.  ctrl+t switches presets.", style="dim")
+        self.query_one("#preset-banner", Static).update(banner)
+        note = f"{len(values)} setting(s) filled" + (f"; not mapped: {'  '.join(unmapped)}" if unmapped else "")
+        self.notify(note, title="Pasted command", severity="warning" if unmapped else "information", timeout=10)

@@ -87,7 +87,8 @@ def terminal_columns(stream: IO[str] = sys.stderr) -> int:
 
 
 class ProgressPrinter:
-    """On a terminal: one line redrawn in place. Elsewhere (CI, a pipe): a line every few seconds."""
+    """On a terminal: one line redrawn in place. Elsewhere (CI, a pipe): a line every few seconds when it
+    changed, and once a minute when it did not (so a log shows the run is still alive, without repeats)."""
 
     def __init__(self, stream: IO[str] = sys.stderr, every_s: float = 5.0,
                  columns: Callable[[], int] | None = None):
@@ -96,6 +97,7 @@ class ProgressPrinter:
         self.every_s = every_s
         self.columns = columns or (lambda: terminal_columns(stream))
         self._last = 0.0
+        self._last_text = ""
         self._drawn = False
 
     def fit(self, text: str) -> str:
@@ -110,10 +112,12 @@ class ProgressPrinter:
             self.stream.write("\r\x1b[2K" + self.fit(text))
             self._drawn = True
             self.stream.flush()
-        elif force or time.monotonic() - self._last >= self.every_s:
-            self.stream.write(text + "\n")
-            self.stream.flush()
-            self._last = time.monotonic()
+        else:
+            age = time.monotonic() - self._last
+            if force or (age >= self.every_s and text != self._last_text) or age >= 60.0:
+                self.stream.write(text + "\n")
+                self.stream.flush()
+                self._last, self._last_text = time.monotonic(), text
 
     def message(self, text: str) -> None:
         """A line that stays (an eval result, a warning), printed above the bar."""

@@ -105,6 +105,14 @@ def test_a_short_line_is_left_alone_and_a_pipe_gets_whole_lines():
     assert pipe.getvalue() == "x" * 100 + "\n"  # a log file keeps everything
 
 
+def test_a_pipe_gets_a_line_only_when_it_changed():
+    pipe = io.StringIO()
+    printer = ProgressPrinter(pipe, every_s=0.0)
+    for text in ("step 0/?", "step 0/?", "step 0/?", "step 1/3", "step 1/3", "step 2/3"):
+        printer.show(text)
+    assert pipe.getvalue().splitlines() == ["step 0/?", "step 1/3", "step 2/3"]
+
+
 @pytest.mark.parametrize("line", [
     "[2026-12-02 12:00:00,123] [   ERROR] - Something went wrong in the trainer",
     "E1202 12:00:00.123456  4242 collective_helper.cc:101] gloo: connection closed",

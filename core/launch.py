@@ -1,4 +1,4 @@
-"""Start, stop and reconcile runs: argv lists only, never a shell.
+"""Start and stop a run's processes: argv lists only, never a shell (core.control is the run API).
 
 A run lives in ``<runs_root>/<run-id>/``: config.json, command.json, events.jsonl (rank 0), logs/
 (paddle's workerlog.N), launcher.log, supervisor.json, exit.json (written by core.supervise when the
@@ -24,7 +24,11 @@ from typing import Any
 import psutil
 
 from core.config import RunConfig
-from core.procs import run_processes, signal_all
+from core.probes import processes_of, wait_for_exit
+from core.probes import read_exit as read_exit  # their old home, for callers not yet on core.probes
+from core.probes import supervisor_alive as supervisor_alive
+from core.procs import signal_all
+from core.reconcile import reconcile
 from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -163,49 +167,15 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
     return run
 
 
-# ---------------------------------------------------------------------------- process checks
-def processes_of(run: dict[str, Any]) -> list[psutil.Process]:
-    return run_processes(run["run_dir"], pgid=run.get("pgid"), since=run.get("created_at") or 0)
-
-
-def supervisor_alive(run: dict[str, Any]) -> bool:
-    pid = run.get("pgid")
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        # A pid reused after a reboot is not our supervisor: it started before the run was created.
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() >= (run.get("created_at") or 0) - 5
-    except psutil.Error:
-        return False
-
-
+# ---------------------------------------------------------------------------- stopping a run
 def request_stop(run: dict[str, Any]) -> None:
     """Ask the trainer to save and stop at its next step (it polls this file)."""
     run_dir = Path(run["run_dir"])
     (run_dir / "stop").write_text(str(time.time()))
 
 
-def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(run_dir) / "exit.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (read_exit(run["run_dir"]) is not None or not supervisor_alive(run)) and not processes_of(run):
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
     """Graceful first: the stop file, then SIGTERM to the whole group, then SIGKILL. Returns the status."""
-    from core.reconcile import reconcile
-
     if run["status"] != "running":
         return run["status"]
     request_stop(run)
@@ -368,8 +338,6 @@ def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]
 
 def resume_point(store: Store, ref_run: dict[str, Any]) -> tuple[dict[str, Any], RunConfig, str]:
     """What `train --resume RUN` continues from: (the old run reconciled, its config, latest checkpoint)."""
-    from core.reconcile import reconcile
-
     parent = reconcile(store, ref_run["id"])  # a dead 'running' run becomes lost first
     if parent["status"] == "running":
         raise LaunchError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")

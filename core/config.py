@@ -6,12 +6,14 @@ show. Validation returns every problem at once, each naming its field, so a form
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ REFERENCE_MODEL = "gpt2-medium-en"
 
 
 STRATEGIES = ("no", "steps", "epoch")
+# The field groups ("group" in each field's metadata), as the CLI's --help and the form title them.
+GROUP_TITLES = {"model": "model & data", "optim": "optimisation", "schedule": "schedule & checkpoints",
+                "devices": "devices"}
 TRUE_WORDS = ("1", "true", "yes", "y", "t", "on")
 FALSE_WORDS = ("0", "false", "no", "n", "f", "off")
 
@@ -163,6 +168,52 @@ class RunConfig:
         cfg = cls(**kwargs)
         return cfg
 
+    # ------------------------------------------------------------------ the argv codec
+    def to_argv(self, names: Iterable[str] | None = None) -> list[str]:
+        """Every field (or those named) as ``--name value``: the trainer's flags, decoded by add_arguments.
+
+        Booleans are true/false. A value starting with '-' (a run name '-x') would read as a flag, so it
+        goes as ``--name=value``; a negative number ('-1') is a value to argparse and stays apart.
+        """
+        out: list[str] = []
+        for name in self.field_names() if names is None else names:
+            v = getattr(self, name)
+            text = ("true" if v else "false") if isinstance(v, bool) else str(v)
+            out += [f"--{name}={text}"] if text.startswith("-") and not _is_number(text) else [f"--{name}", text]
+        return out
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, defaults: RunConfig | None = None,
+                      grouped: bool = False) -> None:
+        """One ``--name`` argument per field, typed like from_dict (bools by parse_bool), help from the field.
+
+        ``defaults`` gives each argument its default; None leaves every default None, so the namespace
+        tells which flags were given (from_namespace fills the rest from a base). ``grouped`` puts the
+        flags in argument groups titled by GROUP_TITLES.
+        """
+        groups: dict[str, Any] = {}
+        for f in fields(cls):
+            target: Any = parser
+            if grouped:
+                g = f.metadata.get("group", "model")
+                if g not in groups:
+                    groups[g] = parser.add_argument_group(GROUP_TITLES.get(g, g))
+                target = groups[g]
+            shown = getattr(defaults, f.name) if defaults is not None else f.default
+            target.add_argument(f"--{f.name}", type=_converter(f), default=None if defaults is None else shown,
+                                metavar="BOOL" if _type_name(f) == "bool" else f.name.upper(),
+                                help=f"{f.metadata.get('help', '')} (default: {shown!r})")
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace, base: RunConfig | None = None) -> RunConfig:
+        """The config an add_arguments namespace holds; a flag left None (not given) keeps ``base``'s value."""
+        values = (base or cls()).to_dict()
+        for name in cls.field_names():
+            v = getattr(ns, name, None)
+            if v is not None:
+                values[name] = v
+        return cls.from_dict(values, source="flags")
+
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
 
@@ -265,8 +316,29 @@ def _nearest(key: str, names: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (valid keys: {', '.join(names)})"
 
 
+def _is_number(text: str) -> bool:
+    # argparse's own test for a negative number that is a value, not a flag ('-1' yes, '-inf' no).
+    return re.fullmatch(r"-\d+|-\d*\.\d+", text) is not None
+
+
+def _type_name(f: dataclasses.Field[Any]) -> str:
+    return f.type if isinstance(f.type, str) else f.type.__name__
+
+
+def _converter(f: dataclasses.Field[Any]) -> Any:
+    """argparse's type= for a field: _coerce's rule and message ('expected an integer, got 'x'')."""
+    def convert(raw: str) -> Any:
+        try:
+            return _coerce(f, raw)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+
+    convert.__name__ = _type_name(f)
+    return convert
+
+
 def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
-    typ = f.type if isinstance(f.type, str) else f.type.__name__
+    typ = _type_name(f)
     if typ == "bool":
         return parse_bool(raw)
     if typ == "int":

@@ -48,11 +48,10 @@ def resolve_checkpoint(store: Store, run: dict[str, Any] | None, spec: str) -> t
 
 
 def default_eval_path(run: dict[str, Any] | None) -> Path:
+    """The dev split of the run's data (of the bundled sample without a run)."""
     from core import data
 
-    if run is None:
-        return Path(RunConfig().replace(data_dir="sample").resolved_data_dir()) / "dev.tsv"
-    cfg = RunConfig.from_dict(run["config"])
+    cfg = RunConfig.from_dict(run["config"]) if run else RunConfig(data_dir="sample")
     return Path(data.resolve_data_dir(cfg.data_dir)) / "dev.tsv"
 
 
@@ -67,7 +66,7 @@ def prepare_eval(store: Store, run: dict[str, Any] | None, runs_root: Path, chec
 
     if mode not in MODES:
         raise LaunchError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
-    ckpt, step = resolve_checkpoint(store, run, checkpoint)
+    ckpt, _ = resolve_checkpoint(store, run, checkpoint)
     path = Path(eval_path).resolve() if eval_path else default_eval_path(run)
     rows = data.read_split(path, labelled=True)  # validates; a DataError names file and line
     sha = data.sha256_file(path)
@@ -95,5 +94,4 @@ def prepare_eval(store: Store, run: dict[str, Any] | None, runs_root: Path, chec
                     devices=f"{device}:0", nprocs=1, parent_run=run["id"] if run else None,
                     extra={"checkpoint": str(ckpt), "eval_path": str(path), "eval_sha": sha, "mode": mode,
                            "total_steps": None, "samples_per_epoch": len(rows)})
-    del step
     return prep, done

@@ -1,4 +1,4 @@
-"""Start, stop and reconcile runs: argv lists only, never a shell.
+"""Start and stop a run's processes: argv lists only, never a shell (core.control is the run API).
 
 A run lives in ``<runs_root>/<run-id>/``: config.json, command.json, events.jsonl (rank 0), logs/
 (paddle's workerlog.N), launcher.log, supervisor.json, exit.json (written by core.supervise when the
@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -24,7 +23,11 @@ from typing import Any
 import psutil
 
 from core.config import RunConfig
-from core.procs import run_processes, signal_all
+from core.probes import processes_of, wait_for_exit
+from core.probes import read_exit as read_exit  # their old home, for callers not yet on core.probes
+from core.probes import supervisor_alive as supervisor_alive
+from core.procs import signal_all
+from core.reconcile import reconcile
 from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -32,6 +35,8 @@ TRAIN_SCRIPT = PKG_DIR / "train.py"
 EVAL_SCRIPT = PKG_DIR / "evaluate.py"
 # The trainer saves a checkpoint on a stop request; GPT-2 Medium takes ~10 s to save on a slow disk.
 STOP_GRACE_S = 60.0
+# What the command preview shows for the run id that launch picks when the run starts.
+RUN_ID_PLACEHOLDER = "RUN_ID"
 
 
 class LaunchError(RuntimeError):
@@ -83,21 +88,11 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
     elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
     argv += [str(TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
-    values = cfg.to_dict()
-    values.update(data_dir=data_dir, output_dir=output_dir)
-    for name in RunConfig.field_names():
-        v = values[name]
-        text = ("true" if v else "false") if isinstance(v, bool) else str(v)
-        # A value that starts with '-' (a run name '-x') would read as a flag: --name=value cannot.
-        argv += [f"--{name}={text}"] if text.startswith("-") and not _is_number(text) else [f"--{name}", text]
+    # The trainer decodes these with RunConfig.add_arguments: one codec, both ways.
+    argv += cfg.replace(data_dir=data_dir, output_dir=output_dir).to_argv()
     if resume_from:
         argv += ["--resume_from", resume_from]
     return argv
-
-
-def _is_number(text: str) -> bool:
-    # argparse's own test for a negative number that is a value, not a flag ('-1' yes, '-inf' no).
-    return re.fullmatch(r"-\d+|-\d*\.\d+", text) is not None
 
 
 def launch_env(kind: str, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -163,49 +158,15 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
     return run
 
 
-# ---------------------------------------------------------------------------- process checks
-def processes_of(run: dict[str, Any]) -> list[psutil.Process]:
-    return run_processes(run["run_dir"], pgid=run.get("pgid"), since=run.get("created_at") or 0)
-
-
-def supervisor_alive(run: dict[str, Any]) -> bool:
-    pid = run.get("pgid")
-    if not pid:
-        return False
-    try:
-        p = psutil.Process(pid)
-        # A pid reused after a reboot is not our supervisor: it started before the run was created.
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() >= (run.get("created_at") or 0) - 5
-    except psutil.Error:
-        return False
-
-
+# ---------------------------------------------------------------------------- stopping a run
 def request_stop(run: dict[str, Any]) -> None:
     """Ask the trainer to save and stop at its next step (it polls this file)."""
     run_dir = Path(run["run_dir"])
     (run_dir / "stop").write_text(str(time.time()))
 
 
-def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((Path(run_dir) / "exit.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (read_exit(run["run_dir"]) is not None or not supervisor_alive(run)) and not processes_of(run):
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
     """Graceful first: the stop file, then SIGTERM to the whole group, then SIGKILL. Returns the status."""
-    from core.reconcile import reconcile
-
     if run["status"] != "running":
         return run["status"]
     request_stop(run)
@@ -239,7 +200,8 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     data.validate_dir(data_dir)
     # Absolute paths: the ranks start in the run folder, not where the user typed the command.
     model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
-    custom_output = str(check_output_dir(cfg.output_dir)) if cfg.output_dir else None
+    if cfg.output_dir:
+        check_output_dir(cfg.output_dir)
     env = launch_env(sel.kind)
     if cfg.elastic:
         # etcd3's generated protobuf code predates protobuf 4: only the pure-Python implementation loads it.
@@ -248,13 +210,48 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
         env.update(node_network_env(cfg.master, env))
     run_id = new_run_id()
     run_dir = make_run_dir(runs_root, run_id)
-    output_dir = custom_output or str(run_dir / "checkpoints")
-    argv = launch_argv(cfg, run_dir, model_dir, str(Path(data_dir).resolve()), output_dir,
-                       sel.kind, sel.ids, sel.nprocs, resume_from=resume_from)
+    output_dir = output_dir_for(cfg, run_dir)
+    argv = run_command(cfg, run_dir, model_dir, data_dir, sel, resume_from=resume_from)
     devices_text = f"{sel.kind}:{','.join(map(str, sel.ids))}" if sel.kind == "gpu" else f"cpu:{sel.nprocs}"
     return Prepared(run_id=run_id, run_dir=run_dir, cfg=cfg, argv=argv, env=env,
                     model_dir=model_dir, data_dir=data_dir, output_dir=output_dir, devices=devices_text,
                     nprocs=sel.nprocs, resume_from=resume_from, parent_run=parent_run)
+
+
+def run_command(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, sel: Any,
+                resume_from: str | None = None, python: str = sys.executable) -> list[str]:
+    """The command of a run in ``run_dir`` on the devices ``sel`` (a DeviceSelection): what prepare_run
+    starts and preview_argv shows. Paths are absolute: the ranks start in the run folder."""
+    return launch_argv(cfg, run_dir, str(Path(model_dir).resolve()), str(Path(data_dir).resolve()),
+                       output_dir_for(cfg, run_dir), sel.kind, sel.ids, sel.nprocs, resume_from=resume_from,
+                       python=python)
+
+
+def preview_argv(cfg: RunConfig, runs_root: Path, sel: Any, python: str = sys.executable) -> list[str]:
+    """The command prepare_run will start, before anything exists: nothing is downloaded or created, the
+    model and data are named where they will be, and RUN_ID stands for the run id launch picks."""
+    from core import data, models
+
+    name = cfg.model_name_or_path.strip()
+    if name == models.TINY:
+        model_dir = models.ASSETS / models.TINY
+    elif name in models.known_models():
+        model_dir = models.cache_dir(name)
+    else:
+        model_dir = Path(name).expanduser()
+    data_dir = data.glue_cache_dir() / "SST-2" if cfg.data_dir == "glue" else data.resolve_data_dir(cfg.data_dir)
+    return run_command(cfg, runs_root.resolve() / RUN_ID_PLACEHOLDER, str(model_dir), str(data_dir), sel,
+                       python=python)
+
+
+def output_dir_for(cfg: RunConfig, run_dir: Path) -> str:
+    """Where the run's checkpoints go: output_dir made absolute, or runs/<run-id>/checkpoints."""
+    return str(absolute_path(cfg.output_dir)) if cfg.output_dir else str(run_dir / "checkpoints")
+
+
+def absolute_path(path: str) -> Path:
+    """A user's path made absolute (~ expanded) without resolving symlinks: the folder they named."""
+    return Path(os.path.abspath(Path(path).expanduser()))
 
 
 def check_output_dir(output_dir: str) -> Path:
@@ -264,7 +261,7 @@ def check_output_dir(output_dir: str) -> Path:
     as root, where permission bits do not stop writes; a path under a regular file or a read-only mount
     does fail, and so does this check.
     """
-    p = Path(os.path.abspath(Path(output_dir).expanduser()))
+    p = absolute_path(output_dir)
     fix = "Pass --output_dir a writable folder, or leave it empty for runs/<run-id>/checkpoints"
     probe = p
     while not probe.exists() and probe != probe.parent:
@@ -359,17 +356,12 @@ def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]
     for r in range(1, cfg.nnodes):
         argv = [program, "train", "--join", cfg.master, "--nnodes", str(cfg.nnodes), "--node_rank", str(r),
                 "--preset", preset]
-        for name in diffs(PRESETS[preset]()):
-            v = getattr(cfg, name)
-            argv += [f"--{name}", ("true" if v else "false") if isinstance(v, bool) else str(v)]
-        out.append(argv)
+        out.append(argv + cfg.to_argv(diffs(PRESETS[preset]())))
     return out
 
 
 def resume_point(store: Store, ref_run: dict[str, Any]) -> tuple[dict[str, Any], RunConfig, str]:
     """What `train --resume RUN` continues from: (the old run reconciled, its config, latest checkpoint)."""
-    from core.reconcile import reconcile
-
     parent = reconcile(store, ref_run["id"])  # a dead 'running' run becomes lost first
     if parent["status"] == "running":
         raise LaunchError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")

@@ -8,17 +8,14 @@ becomes ``failed`` (an exit status or orphans say so) or ``lost`` (nothing left 
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from core.follow import sync_events
-from core.launch import processes_of, read_exit, supervisor_alive
+from core.probes import launcher_alive, processes_of, read_exit, supervisor_alive
 from core.procs import end_processes
 from core.store import Store
 from core.supervise import PEER_FAILURE_MARKERS
@@ -119,16 +116,6 @@ def failure_reason(run_dir: Path, ex: dict[str, Any] | None, note: str | None = 
     return msg
 
 
-def _launcher_alive(run: dict[str, Any], run_dir: Path) -> bool:
-    """The supervisor's child (paddle's launcher, or an eval script) still runs, unsupervised."""
-    try:
-        pid = int(json.loads((run_dir / "supervisor.json").read_text())["launcher_pid"])
-        p = psutil.Process(pid)
-        return p.status() != psutil.STATUS_ZOMBIE and p.create_time() >= (run.get("created_at") or 0) - 5
-    except (OSError, ValueError, KeyError, TypeError, psutil.Error):
-        return False
-
-
 def _settle_after_end(store: Store, run: dict[str, Any], ex: dict[str, Any], stop_asked: bool) -> None:
     """The run already has a final status from its end event; now its exit status is known too.
 
@@ -180,7 +167,7 @@ def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, An
         return run
     else:
         left = processes_of(run)
-        if left and _launcher_alive(run, run_dir):
+        if left and launcher_alive(run):
             # Only the supervisor died: the run goes on; its end event (or its absence) decides later.
             return run
         if left:

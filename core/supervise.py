@@ -21,7 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from core.procs import end_processes, run_processes
+from core.probes import exit_status, is_ours, rank_of, run_processes
+from core.procs import end_processes
 
 # A killed rank stays a zombie until the launcher reaps it (its watch loop polls once a second). Each
 # rank's pidfd wakes the supervisor the moment the rank exits, so it reads the zombie's exit status
@@ -32,27 +33,6 @@ PEER_FAILURE_MARKERS = ("Connection reset by peer", "Connection closed by peer",
                         "pair_rank", "Broken pipe", "EnforceNotMet: Connection")
 # After the launcher exits, ranks it left behind (it was SIGKILLed, say) get this long after SIGTERM.
 ORPHAN_GRACE_S = 5.0
-
-
-def _rank_of(proc: psutil.Process) -> int | None:
-    try:
-        env = proc.environ()
-    except (psutil.Error, OSError):
-        return None
-    rank = env.get("PADDLE_TRAINER_ID")
-    return int(rank) if rank and rank.isdigit() else None
-
-
-def exit_status(pid: int) -> int | None:
-    """A zombie's exit status in waitpid form (/proc/PID/stat field 52, Linux >= 3.5); None if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-        if fields[0] != b"Z":
-            return None
-        return int(fields[49])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def describe_status(status: int | None) -> str:
@@ -151,7 +131,7 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                 kids = []
             for k in kids:
                 if k.pid not in ranks:
-                    r = _rank_of(k)
+                    r = rank_of(k)
                     if r is not None:
                         ranks[k.pid] = r
                         waker.add(k.pid)
@@ -165,7 +145,7 @@ def supervise(run_dir: Path, argv: list[str]) -> int:
                 status = exit_status(pid)
                 if status == 0:
                     finished.add(pid)
-                elif status is not None or not psutil.pid_exists(pid):
+                elif status is not None or not is_ours(pid):
                     dead.append({"rank": r, "pid": pid, "t": time.time(), "status": status,
                                  "how": describe_status(status)})
             if dead and child.poll() is None:

@@ -121,3 +121,102 @@ def test_an_etcd_master_makes_an_elastic_launch_with_the_run_as_job(tmp_path):
                               "gpt2tui-20260101-000000-abcd", "--max_restart", "3", "--elastic_level", "1"]
     assert argv.index("--elastic_level") < argv.index(next(a for a in argv if a.endswith("train.py")))
     assert argv[argv.index("--max_restart", i + 10):][:2] == ["--max_restart", "3"]  # the trainer knows too
+
+
+# ---------------------------------------------------------------------------- the config <-> argv codec
+def _non_default_config():
+    """Every field away from its default (a different value of the same type), run_name a flag lookalike."""
+    import dataclasses
+
+    from core.config import RunConfig
+
+    base = RunConfig()
+    changes = {}
+    for f in dataclasses.fields(RunConfig):
+        v = getattr(base, f.name)
+        if isinstance(v, bool):
+            changes[f.name] = not v
+        elif isinstance(v, int):
+            changes[f.name] = v + 3
+        elif isinstance(v, float):
+            changes[f.name] = v * 0.5 + 1.25e-7
+        else:
+            changes[f.name] = f"{v}-x y"
+    changes["run_name"] = "-leading dash --not-a-flag"
+    changes["output_dir"] = "--help"
+    changes["max_steps"] = -1  # a negative number stays a separate argv element
+    cfg = base.replace(**changes)
+    assert all(getattr(cfg, n) != getattr(base, n) for n in RunConfig.field_names() if n != "max_steps")
+    return cfg
+
+
+def test_every_field_round_trips_through_argv():
+    import argparse
+
+    from core.config import RunConfig
+
+    cfg = _non_default_config()
+    argv = cfg.to_argv()
+    assert "--run_name=-leading dash --not-a-flag" in argv and "--output_dir=--help" in argv
+    assert argv[argv.index("--max_steps") + 1] == "-1"
+    parser = argparse.ArgumentParser()
+    RunConfig.add_arguments(parser, defaults=RunConfig())
+    assert RunConfig.from_namespace(parser.parse_args(argv)) == cfg
+    # Without defaults, a flag not given is None and keeps the base config's value.
+    bare = argparse.ArgumentParser()
+    RunConfig.add_arguments(bare, grouped=True)
+    ns = bare.parse_args(["--max_steps", "7", "--use_amp", "yes"])
+    assert ns.seed is None
+    got = RunConfig.from_namespace(ns, base=offline_preset())
+    assert got == offline_preset().replace(max_steps=7, use_amp=True)
+
+
+def test_argv_flags_are_typed_with_field_named_errors(capsys):
+    import argparse
+
+    from core.config import RunConfig
+
+    parser = argparse.ArgumentParser()
+    RunConfig.add_arguments(parser, defaults=RunConfig())
+    with pytest.raises(SystemExit) as e:
+        parser.parse_args(["--max_steps", "ten"])
+    assert e.value.code == 2
+    assert "--max_steps: expected an integer, got 'ten'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--use_amp", "maybe"])
+    assert "--use_amp: expected true or false" in capsys.readouterr().err
+
+
+def test_launch_argv_decodes_to_the_config_it_was_built_from(tmp_path):
+    """The launcher's trainer flags are exactly the config, with the resolved data and output folders."""
+    import argparse
+
+    from core.config import RunConfig
+
+    cfg = _non_default_config()
+    argv = launch_argv(cfg, tmp_path / "r", "/m", "/d", "/o", "cpu", [], 2, resume_from="/ck")
+    tail = argv[argv.index("--run_dir"):]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run_dir")
+    parser.add_argument("--model_dir")
+    parser.add_argument("--resume_from")
+    RunConfig.add_arguments(parser, defaults=RunConfig())
+    ns = parser.parse_args(tail)
+    assert (ns.run_dir, ns.model_dir, ns.resume_from) == (str(tmp_path / "r"), "/m", "/ck")
+    assert RunConfig.from_namespace(ns) == cfg.replace(data_dir="/d", output_dir="/o")
+
+
+def test_the_preview_is_the_command_that_runs(tmp_path, monkeypatch):
+    """prepare_run's argv is the configure screen's preview, with the run id for RUN_ID."""
+    from core.launch import RUN_ID_PLACEHOLDER, prepare_run
+    from tui.command import preview_argv
+    from tui.testing import fake_report
+
+    monkeypatch.setattr("tui.command.PYTHON", __import__("sys").executable)
+    monkeypatch.setenv("PPNLP_HOME", str(tmp_path / "ppnlp"))
+    monkeypatch.chdir(tmp_path)
+    report = fake_report(1, gpus=0)
+    for cfg in (offline_preset(), offline_preset().replace(output_dir="~/ck", run_name="-odd")):
+        prep = prepare_run(cfg, tmp_path / "runs", report=report)
+        shown = preview_argv(cfg, tmp_path / "runs", report)
+        assert [a.replace(RUN_ID_PLACEHOLDER, prep.run_id) for a in shown] == prep.argv

@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 
-from core.supervise import _ExitWaker, blame, describe_status, exit_status
+from core.probes import exit_status
+from core.supervise import _ExitWaker, blame, describe_status
 
 
 def test_describe_status_reads_waitpid_form():

@@ -1,8 +1,7 @@
 """The exact launch command for a config, before the run exists (the configure screen's preview).
 
-Pure, no Textual. The real command is built by core.launch.prepare_run once the model and data are
-resolved; this one uses the same core.launch.launch_argv with where they will be, and RUN_ID for the
-run folder's name that launch picks.
+Pure, no Textual. core.launch.preview_argv builds it with the same core.launch.run_command that
+prepare_run starts, so the preview is the command that runs, with RUN_ID for the run folder's name.
 """
 
 from __future__ import annotations
@@ -11,38 +10,20 @@ import shlex
 import sys
 from pathlib import Path
 
-from core import data, models
 from core.config import RunConfig
 from core.devices import DeviceReport
-from core.launch import launch_argv, worker_commands
+from core.launch import RUN_ID_PLACEHOLDER, worker_commands
+from core.launch import preview_argv as _preview_argv
 from tui.preflight import select_devices
 
-RUN_ID_PLACEHOLDER = "RUN_ID"
+__all__ = ["RUN_ID_PLACEHOLDER", "preview_argv", "preview_text"]
+
 PYTHON = sys.executable  # what core.launch runs the launcher with (a module attribute: tests pin it)
-
-
-def model_dir_for(name: str) -> str:
-    name = name.strip()
-    if name == models.TINY:
-        return str(models.ASSETS / models.TINY)
-    if name in models.known_models():
-        return str(models.cache_dir(name))
-    return str(Path(name).expanduser().resolve())
-
-
-def data_dir_for(value: str) -> str:
-    if value == "glue":
-        return str(data.glue_cache_dir() / "SST-2")
-    return str(data.resolve_data_dir(value).resolve())
 
 
 def preview_argv(cfg: RunConfig, runs_root: Path, report: DeviceReport) -> list[str]:
     """The launcher's argv; raises DeviceError when the devices cannot be satisfied."""
-    sel = select_devices(cfg, report)
-    run_dir = runs_root.resolve() / RUN_ID_PLACEHOLDER
-    output_dir = cfg.output_dir or str(run_dir / "checkpoints")
-    return launch_argv(cfg, run_dir, model_dir_for(cfg.model_name_or_path), data_dir_for(cfg.data_dir),
-                       output_dir, sel.kind, sel.ids, sel.nprocs, python=PYTHON)
+    return _preview_argv(cfg, runs_root, select_devices(cfg, report), python=PYTHON)
 
 
 def preview_text(cfg: RunConfig, runs_root: Path, report: DeviceReport) -> str:

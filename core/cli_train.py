@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import shlex
 import sys
 import time
@@ -14,9 +13,6 @@ from core.command_line import FLAG_ALIASES
 from core.config import PRESETS, RunConfig, load_toml
 from core.export import run_record, to_json
 from core.store import Store
-
-TITLES = {"model": "model & data", "optim": "optimisation", "schedule": "schedule & checkpoints",
-          "devices": "devices"}
 
 
 def add_train_parser(sub: Any) -> argparse.ArgumentParser:
@@ -35,18 +31,8 @@ def add_train_parser(sub: Any) -> argparse.ArgumentParser:
                    help="base settings: reference (GPT-2 Medium recipe), offline (gpt2-tiny, bundled sample)")
     t.add_argument("--detach", action="store_true", help="start the run and return; prints the run id last")
     t.add_argument("--resume", metavar="RUN", help="continue RUN from its latest checkpoint as a new run")
-    groups: dict[str, Any] = {}
-    for f in dataclasses.fields(RunConfig):
-        g = f.metadata.get("group", "model")
-        if g not in groups:
-            groups[g] = t.add_argument_group(TITLES.get(g, g))
-        help_text = f"{f.metadata.get('help', '')} (default: {f.default!r})"
-        if f.type == "bool":
-            # PaddleNLP's parser: `--do_train true`, `--do_train 0`, and a bare `--do_train` is true.
-            groups[g].add_argument(f"--{f.name}", default=None, nargs="?", const="true", metavar="BOOL",
-                                   help=help_text)
-        else:
-            groups[g].add_argument(f"--{f.name}", default=None, metavar=f.name.upper(), help=help_text)
+    # Untyped: config_from_args coerces with RunConfig.from_dict, which names every bad value at once.
+    RunConfig.add_arguments(t, grouped=True, typed=False)
     old = t.add_argument_group("older run_glue.py spellings")
     for alias, target in FLAG_ALIASES.items():
         old.add_argument(f"--{alias}", dest=f"alias_{alias}", default=None, metavar=target.upper(),

@@ -27,7 +27,7 @@ REFERENCE_MODEL = "gpt2-medium-en"
 STRATEGIES = ("no", "steps", "epoch")
 # The field groups ("group" in each field's metadata), as the CLI's --help and the form title them.
 GROUP_TITLES = {"model": "model & data", "optim": "optimisation", "schedule": "schedule & checkpoints",
-                "devices": "devices"}
+                "devices": "devices", "compat": "PaddleNLP compatibility"}
 TRUE_WORDS = ("1", "true", "yes", "y", "t", "on")
 FALSE_WORDS = ("0", "false", "no", "n", "f", "off")
 
@@ -184,8 +184,12 @@ class RunConfig:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, defaults: RunConfig | None = None,
-                      grouped: bool = False) -> None:
+                      grouped: bool = False, typed: bool = True) -> None:
         """One ``--name`` argument per field, typed like from_dict (bools by parse_bool), help from the field.
+
+        A boolean flag alone means true (``--do_train``), as in PaddleNLP's parser. ``typed=False`` keeps
+        the values as text, for a caller that coerces them with from_dict and so reports every bad value
+        at once instead of argparse stopping at the first.
 
         ``defaults`` gives each argument its default; None leaves every default None, so the namespace
         tells which flags were given (from_namespace fills the rest from a base). ``grouped`` puts the
@@ -200,8 +204,11 @@ class RunConfig:
                     groups[g] = parser.add_argument_group(GROUP_TITLES.get(g, g))
                 target = groups[g]
             shown = getattr(defaults, f.name) if defaults is not None else f.default
-            target.add_argument(f"--{f.name}", type=_converter(f), default=None if defaults is None else shown,
-                                metavar="BOOL" if _type_name(f) == "bool" else f.name.upper(),
+            is_bool = _type_name(f) == "bool"
+            target.add_argument(f"--{f.name}", type=_converter(f) if typed else None,
+                                default=None if defaults is None else shown,
+                                nargs="?" if is_bool else None, const=("true" if not typed else True) if is_bool else None,
+                                metavar="BOOL" if is_bool else f.name.upper(),
                                 help=f"{f.metadata.get('help', '')} (default: {shown!r})")
 
     @classmethod

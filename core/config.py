@@ -249,9 +249,15 @@ class RunConfig:
         return self.master.startswith("etcd://")
 
     def device_spec(self) -> str:
-        """The devices spec a launch uses: run_glue's --device cpu with devices auto/gpu means 2 CPU processes."""
+        """The devices spec a launch uses: run_glue's --device picks the kind, --devices which ones.
+
+        --device cpu with devices auto/gpu means 2 CPU processes; --device gpu with devices auto/cpu
+        means every GPU, never the CPU: where no GPU is usable parse_devices refuses it with the reason.
+        """
         if self.device == "cpu" and not self.devices.startswith("cpu"):
             return "cpu:2"
+        if self.device == "gpu" and not self.devices.startswith("gpu"):
+            return "gpu"
         return self.devices
 
     def resolved_data_dir(self) -> str:

@@ -16,7 +16,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets_dir() -> Path:
+    """The bundled gpt2-tiny and SST-2 sample: the checkout's top-level assets/ (a source tree or an
+    editable install), else the copy a wheel installs as core/assets/ (pyproject's package-dir)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "assets"
+    return checkout if (checkout / "gpt2-tiny").is_dir() else here / "assets"
+
+
+# The one place that says where the assets are: core.models and core.data import it.
+ASSETS = _assets_dir()
 SAMPLE_DATA_DIR = ASSETS / "sst2-sample"
 TINY_MODEL = "gpt2-tiny"
 REFERENCE_MODEL = "gpt2-medium-en"

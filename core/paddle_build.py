@@ -117,7 +117,7 @@ def gpu_problem(build: PaddleBuild, vendors: set[str], driver_cuda: str | None) 
             return None
         remove = f"{pip('uninstall', '-y', *build.distributions)} && " if build.distributions else ""
         return (f"the GPUs here are Iluvatar cards but {build.describe()}; paddle runs on them only as "
-                f"Iluvatar's own build: {remove}install paddle-iluvatar-gpu from the Iluvatar CoreX SDK")
+                f"Iluvatar's own build; fix: {remove}install paddle-iluvatar-gpu from the Iluvatar CoreX SDK")
     install = install_gpu_command(driver_cuda)
     if install is None:
         return (f"the NVIDIA driver supports CUDA {driver_cuda} at most, older than any paddle 3 GPU build "
@@ -126,10 +126,10 @@ def gpu_problem(build: PaddleBuild, vendors: set[str], driver_cuda: str | None) 
         if build.cuda is None or driver_cuda is None or _version_tuple(build.cuda) <= _version_tuple(driver_cuda):
             return None
         return (f"{build.describe()} needs a driver for CUDA {build.cuda}, but the NVIDIA driver supports "
-                f"CUDA {driver_cuda} at most: {pip('uninstall', '-y', 'paddlepaddle-gpu')} && {install} "
+                f"CUDA {driver_cuda} at most; fix: {pip('uninstall', '-y', 'paddlepaddle-gpu')} && {install} "
                 f"(or update the driver)")
     if kind == "none":
-        return f"paddle is not installed: {install}"
+        return f"paddle is not installed; fix: {install}"
     reason = {"cpu": "the CPU build cannot use the NVIDIA GPUs", "iluvatar": "Iluvatar's build cannot use NVIDIA GPUs",
               "conflict": "keep one"}[kind]
-    return f"{build.describe()}: {reason}; {pip('uninstall', '-y', *build.distributions)} && {install}"
+    return f"{build.describe()}: {reason}; fix: {pip('uninstall', '-y', *build.distributions)} && {install}"

@@ -148,3 +148,8 @@ def test_gpus_this_paddle_cannot_use_fail_a_gpu_run_and_warn_a_cpu_run():
     cpu = preflight.check_devices(offline_preset(), report)
     assert cpu.status == WARN and "2 CPU process" in cpu.detail
     assert "paddlepaddle-gpu==3.3.1 -i https://www.paddlepaddle.org.cn/packages/stable/cu126/" in cpu.detail
+
+
+def test_device_gpu_without_a_gpu_fails_the_preflight_never_runs_on_the_cpu():
+    c = preflight.check_devices(offline_preset().replace(device="gpu"), idle_cpu_report())
+    assert c.status == FAIL and "asks for a GPU but none was found" in c.detail

@@ -136,8 +136,6 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
         sel = select_devices(cfg, report)
     except DeviceError as e:
         return Check("devices", FAIL, str(e))
-    if cfg.device == "gpu" and sel.kind == "cpu":
-        return Check("devices", FAIL, "--device gpu but the devices chosen are CPU processes")
     if sel.kind == "cpu":
         loads = report.cpu.load_per_core
         load = sum(loads) / len(loads) if loads else 0.0

@@ -272,3 +272,25 @@ def test_no_processes_says_so_and_a_driver_without_lists_is_not_a_failure():
     report = devices.detect(nvml=NoLists(1), cpu_interval=None, paddle=CUDA_BUILD)
     assert report.gpus[0].processes == [] and not report.errors
     assert "Processes on the GPUs: none" in devices.render_text(report)
+
+
+def test_ixsmi_lists_the_processes_on_each_card(tmp_path):
+    me = os.getpid()
+    exe = tmp_path / "ixsmi"
+    exe.write_text("#!/bin/sh\ncase \"$1\" in\n"
+                   f"  --query-compute-apps=*) printf 'GPU-6a8c1f2e-0001, {me}, 2048\\nGPU-6a8c1f2e-0001, 77, [N/A]\\n' ;;\n"
+                   f"  *) cat <<'EOF'\n{IXSMI_CSV}EOF\n ;;\nesac\n")
+    exe.chmod(0o755)
+    g0, g1 = IxsmiBackend(str(exe)).read()
+    assert g0.processes == []
+    assert [(p.pid, p.gpu_memory) for p in g1.processes] == [(me, 2 * GIB), (77, None)]
+    assert g1.processes[0].user  # this test's own process: psutil knows its owner
+
+
+def test_an_ixsmi_without_the_process_query_still_reports_the_cards(tmp_path):
+    exe = tmp_path / "ixsmi"
+    exe.write_text(f"#!/bin/sh\ncase \"$1\" in\n  --query-compute-apps=*) exit 6 ;;\n"
+                   f"  *) cat <<'EOF'\n{IXSMI_CSV}EOF\n ;;\nesac\n")
+    exe.chmod(0o755)
+    gpus = IxsmiBackend(str(exe)).read()
+    assert len(gpus) == 2 and all(g.processes == [] for g in gpus)

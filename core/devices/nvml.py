@@ -11,9 +11,8 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
-import psutil
-
 from core.devices.model import GpuInfo, GpuProcess
+from core.devices.owners import Owners
 from core.devices.values import num, opt, text
 
 # Where Iluvatar's CoreX SDK installs by default; LD_LIBRARY_PATH is tried first (bare name).
@@ -30,7 +29,7 @@ class NvmlBackend:
         self.static = [(text(nvml.nvmlDeviceGetName(h)), opt(lambda h=h: text(nvml.nvmlDeviceGetUUID(h))))
                        for h in self.handles]
         self.driver_cuda = driver_cuda_version(nvml)
-        self._users: dict[int, tuple[str | None, str | None]] = {}
+        self.owners = Owners()
 
     def read(self) -> list[GpuInfo]:
         nv = self.nvml
@@ -52,9 +51,7 @@ class NvmlBackend:
                 vendor=self.vendor,
                 processes=self._processes(h),
             ))
-        # Owners are looked up once a pid; forget pids that left every GPU (pids get reused).
-        seen = {p.pid for g in out for p in g.processes}
-        self._users = {pid: v for pid, v in self._users.items() if pid in seen}
+        self.owners.prune(out)
         return out
 
     def _processes(self, handle: Any) -> list[GpuProcess]:
@@ -71,20 +68,7 @@ class NvmlBackend:
                     memory[pid] = max(memory.get(pid) or 0, int(used))
                 else:
                     memory.setdefault(pid, None)
-        out = []
-        for pid in sorted(kinds):
-            user, pname = self._owner(pid)
-            out.append(GpuProcess(pid, user, pname, memory[pid], "+".join(kinds[pid])))
-        return out
-
-    def _owner(self, pid: int) -> tuple[str | None, str | None]:
-        if pid not in self._users:
-            try:
-                proc = psutil.Process(pid)
-                self._users[pid] = (opt(proc.username), opt(proc.name))
-            except (psutil.Error, ValueError):  # another pid namespace (a container): NVML's pid is not ours
-                self._users[pid] = (None, None)
-        return self._users[pid]
+        return [self.owners.process(pid, memory[pid], "+".join(kinds[pid])) for pid in sorted(kinds)]
 
     def close(self) -> None:
         opt(self.nvml.nvmlShutdown)

@@ -39,7 +39,9 @@ def test_gpus_with_the_cpu_build_are_refused_with_the_fix(spec):
 def test_the_installed_cpu_build_is_what_the_rule_sees():
     """No fake paddle: detect() reads the real install (the CPU build here), so fake GPUs are refused."""
     rep = devices.detect(nvml=FakeNvml(1), cpu_interval=None)
-    assert rep.paddle == detect_paddle() and rep.paddle.kind == "cpu"
+    assert rep.paddle == detect_paddle()
+    if rep.paddle.kind != "cpu":
+        pytest.skip(f"this venv has {rep.paddle.describe()}, not the CPU build")
     with pytest.raises(DeviceError, match="CPU build"):
         parse_devices("gpu:0", rep, env={})
     assert "warning: paddle cannot use these GPUs" in devices.render_text(rep)

@@ -37,10 +37,15 @@ def test_the_cpu_build_and_two_builds_over_one_folder(tmp_path):
     assert detect_paddle([str(tmp_path / "empty")]).kind == "none"
 
 
-def test_this_venv_has_the_cpu_build():
-    """The real install: the README's CPU commands put paddlepaddle (the [cpu] extra) here."""
+def test_the_installed_build_agrees_with_paddle_itself():
+    """Reading the files must say what importing paddle says (the README's CPU commands install the CPU
+    build here; a GPU developer's venv has a CUDA one)."""
     build = detect_paddle()
-    assert build.kind == "cpu" and build.cuda is None
+    code = "import paddle; print(paddle.is_compiled_with_cuda(), paddle.version.cuda())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    with_cuda, cuda = out.stdout.split()[-2:]
+    assert (build.kind == "cuda") == (with_cuda == "True")
+    assert build.cuda == (cuda if build.kind == "cuda" else None)
 
 
 @pytest.mark.parametrize(("driver", "tag"), [("13.0", "cu129"), ("12.9", "cu129"), ("12.8", "cu126"),

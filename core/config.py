@@ -18,7 +18,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets_dir() -> Path:
+    """The bundled gpt2-tiny and SST-2 sample: the checkout's top-level assets/ (a source tree or an
+    editable install), else the copy a wheel installs as core/assets/ (pyproject's package-dir)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent / "assets"
+    return checkout if (checkout / "gpt2-tiny").is_dir() else here / "assets"
+
+
+# The one place that says where the assets are: core.models and core.data import it.
+ASSETS = _assets_dir()
 SAMPLE_DATA_DIR = ASSETS / "sst2-sample"
 TINY_MODEL = "gpt2-tiny"
 REFERENCE_MODEL = "gpt2-medium-en"
@@ -309,9 +319,15 @@ class RunConfig:
         return self.master.startswith("etcd://")
 
     def device_spec(self) -> str:
-        """The devices spec a launch uses: run_glue's --device cpu with devices auto/gpu means 2 CPU processes."""
+        """The devices spec a launch uses: run_glue's --device picks the kind, --devices which ones.
+
+        --device cpu with devices auto/gpu means 2 CPU processes; --device gpu with devices auto/cpu
+        means every GPU, never the CPU: where no GPU is usable parse_devices refuses it with the reason.
+        """
         if self.device == "cpu" and not self.devices.startswith("cpu"):
             return "cpu:2"
+        if self.device == "gpu" and not self.devices.startswith("gpu"):
+            return "gpu"
         return self.devices
 
     def resolved_data_dir(self) -> str:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.config import ASSETS
 from core.models import DownloadError, ProgressFn, download_file, make_dirs, remove_empty_dirs
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 SAMPLE_DIR = ASSETS / "sst2-sample"
 # Where PaddleNLP's own load_dataset("glue", "sst-2") downloads SST-2 (paddlenlp/datasets/glue.py),
 # with its md5: a copy PaddleNLP already fetched is reused, and ours is reused by PaddleNLP.

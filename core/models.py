@@ -33,7 +33,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+from core.config import ASSETS
+
 TINY = "gpt2-tiny"
 # Where PaddleNLP publishes the GPT files (paddlenlp/transformers/gpt/configuration.py, tokenizer.py).
 DEFAULT_BASE_URL = "https://bj.bcebos.com/paddlenlp/models/transformers/gpt"

@@ -13,17 +13,29 @@ import pytest
 
 from core import devices
 from core.devices import DeviceError, DeviceReport, parse_devices
+from core.devices import nvml as nvml_backend
+from core.devices.ixsmi import IxsmiBackend
+from core.paddle_build import PaddleBuild
 
 GIB = 1024**3
+# The paddle build a GPU machine should have: tests about GPUs use it, so the CPU build installed here
+# does not make every GPU spec a refusal (tests/test_device_choice.py covers that).
+CUDA_BUILD = PaddleBuild(("paddlepaddle-gpu",), "3.3.1", "12.6")
 
 
 class FakeNvml:
-    """The slice of pynvml that core.devices uses, with n cards that all report every reading."""
+    """The slice of pynvml that core.devices uses, with n cards that all report every reading.
+
+    ``compute`` / ``graphics``: GPU index -> [(pid, used bytes or None)], as NVML's running-process
+    lists give them; ``cuda``: what nvmlSystemGetCudaDriverVersion answers (12080 = CUDA 12.8).
+    """
 
     NVML_TEMPERATURE_GPU = 0
 
-    def __init__(self, n: int, fail_init: bool = False, power: bool = True):
-        self.n, self.fail_init, self.power = n, fail_init, power
+    def __init__(self, n: int, fail_init: bool = False, power: bool = True, cuda: int = 12080,
+                 compute: dict | None = None, graphics: dict | None = None):
+        self.n, self.fail_init, self.power, self.cuda = n, fail_init, power, cuda
+        self.compute, self.graphics = compute or {}, graphics or {}
         self.inits = self.shutdowns = 0
 
     def nvmlInit(self):
@@ -63,6 +75,15 @@ class FakeNvml:
 
     def nvmlDeviceGetEnforcedPowerLimit(self, h):
         return 700_000
+
+    def nvmlSystemGetCudaDriverVersion(self):
+        return self.cuda
+
+    def nvmlDeviceGetComputeRunningProcesses(self, h):
+        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in self.compute.get(h[1], [])]
+
+    def nvmlDeviceGetGraphicsRunningProcesses(self, h):
+        return [SimpleNamespace(pid=pid, usedGpuMemory=used) for pid, used in self.graphics.get(h[1], [])]
 
 
 @pytest.mark.parametrize("n", [2, 8])
@@ -132,7 +153,7 @@ def test_ixml_shim_maps_names_pynvml_asks_for(monkeypatch):
 
     monkeypatch.setattr(pynvml, "nvmlLib", None)
     monkeypatch.setattr(pynvml, "_nvmlGetFunctionPointer_cache", {})
-    devices._use_shim(pynvml, FakeIxml())
+    nvml_backend.use_shim(pynvml, FakeIxml())
     pynvml.nvmlInit()
     assert pynvml.nvmlDeviceGetCount() == 3 and calls == ["nvmlInit_v2"]
     pynvml.nvmlShutdown()
@@ -162,11 +183,11 @@ def test_ixsmi_backend_runs_the_binary(tmp_path, monkeypatch):
     exe = tmp_path / "ixsmi"
     exe.write_text(f"#!/bin/sh\ncat <<'EOF'\n{IXSMI_CSV}EOF\n")
     exe.chmod(0o755)
-    gpus = devices._IxsmiBackend(str(exe)).read()
+    gpus = IxsmiBackend(str(exe)).read()
     assert len(gpus) == 2
     monkeypatch.setattr(subprocess, "run", _raise_timeout)
     errors: list[str] = []
-    assert devices._read(devices._IxsmiBackend(str(exe)), errors) == [] and "ixsmi" in errors[0]
+    assert devices._read(IxsmiBackend(str(exe)), errors) == [] and "ixsmi" in errors[0]
 
 
 def _raise_timeout(*a, **k):
@@ -174,7 +195,7 @@ def _raise_timeout(*a, **k):
 
 
 def _report(n_gpus: int, cores: int = 2) -> DeviceReport:
-    report = devices.detect(nvml=FakeNvml(n_gpus), cpu_interval=None)
+    report = devices.detect(nvml=FakeNvml(n_gpus), cpu_interval=None, paddle=CUDA_BUILD)
     report.cpu.cores_logical = cores
     return report
 
@@ -182,10 +203,10 @@ def _report(n_gpus: int, cores: int = 2) -> DeviceReport:
 def test_parse_devices_auto_and_explicit():
     assert parse_devices("auto", _report(0, cores=2)) == devices.DeviceSelection("cpu", [], 2)
     assert parse_devices("auto", _report(0, cores=1)).nprocs == 1
-    sel = parse_devices("auto", _report(4))
+    sel = parse_devices("auto", _report(4), env={})
     assert (sel.kind, sel.ids, sel.nprocs) == ("gpu", [0, 1, 2, 3], 4)
-    assert parse_devices(" GPU:3,1 ", _report(4)).ids == [3, 1]
-    assert parse_devices("gpu", _report(2)).ids == [0, 1]
+    assert parse_devices(" GPU:3,1 ", _report(4), env={}).ids == [3, 1]
+    assert parse_devices("gpu", _report(2), env={}).ids == [0, 1]
     assert parse_devices("cpu:1", _report(0)).nprocs == 1
 
 
@@ -204,7 +225,7 @@ def test_parse_devices_auto_and_explicit():
 )
 def test_parse_devices_errors_are_one_line(spec, gpus, needle):
     with pytest.raises(DeviceError) as info:
-        parse_devices(spec, _report(gpus))
+        parse_devices(spec, _report(gpus), env={})
     assert needle in str(info.value) and "\n" not in str(info.value)
     assert isinstance(info.value, ValueError)
 
@@ -224,3 +245,52 @@ def test_core_devices_imports_no_ui_and_no_paddle():
     code = "import sys, core.devices; print(sorted(m for m in ('paddle', 'textual', 'rich') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_process_on_each_gpu_with_its_user_and_memory():
+    """NVML's compute and graphics lists, merged by pid; this test's own pid stands in for a real owner."""
+    me, ghost = os.getpid(), 2**22 + 4321  # ghost: a pid from another namespace, unknown to psutil
+    fake = FakeNvml(2, compute={0: [(me, 3 * GIB), (ghost, None)]}, graphics={0: [(me, 1 * GIB)]})
+    report = devices.detect(nvml=fake, cpu_interval=None, paddle=CUDA_BUILD)
+    g0, g1 = report.gpus
+    assert g1.processes == []
+    mine, other = g0.processes if g0.processes[0].pid == me else g0.processes[::-1]
+    assert (mine.kind, mine.gpu_memory) == ("compute+graphics", 3 * GIB)
+    assert mine.user and mine.name  # psutil knows this process
+    assert (other.pid, other.user, other.gpu_memory, other.kind) == (ghost, None, None, "compute")
+    data = json.loads(json.dumps(devices.to_json(report)))
+    assert {p["pid"] for p in data["gpus"][0]["processes"]} == {me, ghost} and data["driver_cuda"] == "12.8"
+    text = devices.render_text(report)
+    assert "Processes on the GPUs:" in text and f"{me}" in text and "3,072 MiB" in text and str(ghost) in text
+
+
+def test_no_processes_says_so_and_a_driver_without_lists_is_not_a_failure():
+    class NoLists(FakeNvml):
+        def nvmlDeviceGetComputeRunningProcesses(self, h):
+            raise RuntimeError("Not Supported")
+
+    report = devices.detect(nvml=NoLists(1), cpu_interval=None, paddle=CUDA_BUILD)
+    assert report.gpus[0].processes == [] and not report.errors
+    assert "Processes on the GPUs: none" in devices.render_text(report)
+
+
+def test_ixsmi_lists_the_processes_on_each_card(tmp_path):
+    me = os.getpid()
+    exe = tmp_path / "ixsmi"
+    exe.write_text("#!/bin/sh\ncase \"$1\" in\n"
+                   f"  --query-compute-apps=*) printf 'GPU-6a8c1f2e-0001, {me}, 2048\\nGPU-6a8c1f2e-0001, 77, [N/A]\\n' ;;\n"
+                   f"  *) cat <<'EOF'\n{IXSMI_CSV}EOF\n ;;\nesac\n")
+    exe.chmod(0o755)
+    g0, g1 = IxsmiBackend(str(exe)).read()
+    assert g0.processes == []
+    assert [(p.pid, p.gpu_memory) for p in g1.processes] == [(me, 2 * GIB), (77, None)]
+    assert g1.processes[0].user  # this test's own process: psutil knows its owner
+
+
+def test_an_ixsmi_without_the_process_query_still_reports_the_cards(tmp_path):
+    exe = tmp_path / "ixsmi"
+    exe.write_text(f"#!/bin/sh\ncase \"$1\" in\n  --query-compute-apps=*) exit 6 ;;\n"
+                   f"  *) cat <<'EOF'\n{IXSMI_CSV}EOF\n ;;\nesac\n")
+    exe.chmod(0o755)
+    gpus = IxsmiBackend(str(exe)).read()
+    assert len(gpus) == 2 and all(g.processes == [] for g in gpus)

@@ -125,3 +125,31 @@ def test_multinode_preview_adds_the_command_for_each_other_node(tmp_path):
         assert w[w.index("--max_steps") + 1] == "40" and w[w.index("--devices") + 1] == "cpu:1"
     # a worker node's own form shows just its command
     assert "other node" not in preview_text(cfg.replace(node_rank=1), tmp_path / "runs", fake_report(1, gpus=0))
+
+
+def test_a_busy_gpu_names_the_processes_holding_it():
+    from core.devices import GpuProcess
+
+    report = fake_report(1, gpus=2)
+    report.gpus[0].processes = [GpuProcess(4242, "alice", "python", 30 * 1024**3, "compute"),
+                                GpuProcess(777, None, None, None, "graphics")]
+    c = preflight.check_devices(reference_preset().replace(devices="gpu:0"), report)
+    assert c.status == WARN
+    assert "GPU 0 in use" in c.detail and "by pid 4242 (alice, python, 30.0 GiB), pid 777 (?, ?, ?)" in c.detail
+
+
+def test_gpus_this_paddle_cannot_use_fail_a_gpu_run_and_warn_a_cpu_run():
+    from core.paddle_build import PaddleBuild
+
+    report = fake_report(1, gpus=2)
+    report.paddle, report.driver_cuda = PaddleBuild(("paddlepaddle",), "3.3.1", None), "12.8"
+    gpu = preflight.check_devices(reference_preset().replace(devices="gpu:0"), report)
+    assert gpu.status == FAIL and "CPU build" in gpu.detail and "pip uninstall -y paddlepaddle" in gpu.detail
+    cpu = preflight.check_devices(offline_preset(), report)
+    assert cpu.status == WARN and "2 CPU process" in cpu.detail
+    assert "paddlepaddle-gpu==3.3.1 -i https://www.paddlepaddle.org.cn/packages/stable/cu126/" in cpu.detail
+
+
+def test_device_gpu_without_a_gpu_fails_the_preflight_never_runs_on_the_cpu():
+    c = preflight.check_devices(offline_preset().replace(device="gpu"), idle_cpu_report())
+    assert c.status == FAIL and "asks for a GPU but none was found" in c.detail

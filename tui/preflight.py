@@ -13,7 +13,7 @@ from typing import Any
 
 from core import data, models
 from core.config import RunConfig
-from core.devices import DeviceError, DeviceReport, DeviceSelection, parse_devices
+from core.devices import DeviceError, DeviceReport, DeviceSelection, GpuInfo, gpu_problem, parse_devices
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 # AdamW checkpoints hold fp32 weights and two fp32 moments: 12 bytes a parameter (core/train.py saves
@@ -136,12 +136,14 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
         sel = select_devices(cfg, report)
     except DeviceError as e:
         return Check("devices", FAIL, str(e))
-    if cfg.device == "gpu" and sel.kind == "cpu":
-        return Check("devices", FAIL, "--device gpu but the devices chosen are CPU processes")
     if sel.kind == "cpu":
         loads = report.cpu.load_per_core
         load = sum(loads) / len(loads) if loads else 0.0
         text = f"{sel.nprocs} CPU process(es) on {report.cpu.cores_logical} cores"
+        unusable = gpu_problem(report)
+        if unusable:  # a CPU run by choice, on a machine whose GPUs this paddle cannot use: say how to fix
+            return Check("devices", WARN, f"{text}; {len(report.gpus)} GPU(s) here but paddle cannot use them: "
+                                          f"{unusable}")
         if load > BUSY_CPU_LOAD:
             return Check("devices", WARN, f"{text}; the CPU is already {load:.0f}% busy")
         return Check("devices", OK, text)
@@ -151,7 +153,7 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
         g = gpus[i]
         share = (g.mem_used or 0) / g.mem_total if g.mem_total else 0.0
         if share > BUSY_MEM_SHARE or (g.util or 0) > BUSY_UTIL:
-            busy.append(f"GPU {i} in use ({100 * share:.0f}% memory, {g.util or 0:.0f}% util)")
+            busy.append(f"GPU {i} in use ({100 * share:.0f}% memory, {g.util or 0:.0f}% util){_holders(g)}")
     text = f"GPU {', '.join(map(str, sel.ids))} ({gpus[sel.ids[0]].name})"
     if busy:
         return Check("devices", WARN, f"{text}: " + "; ".join(busy))
@@ -178,6 +180,18 @@ def check_eval(cfg: RunConfig, report: DeviceReport | None) -> Check:
     if text := eval_cost.warning(cost):
         return Check("eval", WARN, text)
     return Check("eval", OK, eval_cost.summary(cost))
+
+
+def _holders(g: GpuInfo, most: int = 3) -> str:
+    """' by pid 4242 (alice, python, 30.0 GiB)': who holds a GPU, biggest first; '' where the driver lists
+    nobody (ixsmi, or a process in another container)."""
+    if not g.processes:
+        return ""
+    procs = sorted(g.processes, key=lambda p: -(p.gpu_memory or 0))
+    names = [f"pid {p.pid} ({p.user or '?'}, {p.name or '?'}, "
+             f"{'?' if p.gpu_memory is None else f'{p.gpu_memory / 1024**3:.1f} GiB'})" for p in procs[:most]]
+    more = f" and {len(procs) - most} more" if len(procs) > most else ""
+    return " by " + ", ".join(names) + more
 
 
 def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:

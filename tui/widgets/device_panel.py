@@ -1,5 +1,6 @@
 """DevicePanel: the run's devices, live. Per GPU: utilisation, memory, temperature and power with
-history sparklines. With CPU ranks: per-core load, memory, and each rank's process CPU and RSS."""
+history sparklines, and every process on it (the run's ranks and anyone else's, as nvitop lists them).
+With CPU ranks: per-core load, memory, and each rank's process CPU and RSS."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
-from core.devices import DeviceReport, GpuInfo, ProcStat
+from core.devices import DeviceReport, GpuInfo, GpuProcess, ProcStat
 from tui.format import fmt_bytes, update_text
 
 HISTORY = 120  # samples (~2 minutes at 1 Hz); the app keeps as many for screens opened later
@@ -43,13 +44,17 @@ class GpuCard(Vertical):
         self.title = Static("", classes="gpu-title")
         self.util = _Trace("util")
         self.mem = _Trace("mem")
+        self.procs = Static("", classes="gpu-procs")
+        self.procs.display = False  # shown only once NVML lists a process: no blank line before
 
     def compose(self) -> ComposeResult:
         yield self.title
         yield self.util
         yield self.mem
+        yield self.procs
 
-    def push(self, g: GpuInfo) -> None:
+    def push(self, g: GpuInfo, own: dict[int, str] | None = None) -> None:
+        """``own``: pid -> label ('rank 0') of the run's processes, to tell them from others'."""
         t = Text()
         t.append(f"GPU {g.index} ", style="bold")
         t.append(g.name)
@@ -62,6 +67,22 @@ class GpuCard(Vertical):
         self.util.push(g.util, f"util {g.util:>3.0f}%" if g.util is not None else "util   ?")
         share = 100 * g.mem_used / g.mem_total if g.mem_used is not None and g.mem_total else None
         self.mem.push(share, f"mem  {_gib_pair(g.mem_used, g.mem_total)}")
+        self.procs.display = bool(g.processes)
+        if g.processes:
+            update_text(self.procs, render_gpu_procs(g.processes, own or {}))
+
+
+def render_gpu_procs(procs: list[GpuProcess], own: dict[int, str]) -> Text:
+    """One line a process: pid, user, GPU memory, command; the run's own ranks by name, others in yellow."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    for i, p in enumerate(procs):
+        mem = fmt_bytes(p.gpu_memory) if p.gpu_memory is not None else "?"
+        label = own.get(p.pid)
+        t.append(f"{p.pid:>8} {p.user or '?':<10.10} {mem:>9} ", style="" if label else "yellow")
+        t.append(label or (p.name or "?"), style="bold" if label else "yellow")
+        if i + 1 < len(procs):
+            t.append("\n")
+    return t
 
 
 def _gib_pair(used: int | None, total: int | None) -> str:
@@ -150,12 +171,13 @@ class DevicePanel(VerticalScroll):
         box.display = kind == "gpu"
         self.query_one("#cpu-box").display = kind == "cpu"
         if kind == "gpu":
+            own = {p.pid: label for label, p in procs or []}
             for g in gpus:
                 card = self.cards.get(g.index)
                 if card is None:
                     card = self.cards[g.index] = GpuCard(g.index)
                     box.mount(card)
-                card.push(g)
+                card.push(g, own)
         else:
             self.cpu_load.push(load, f"load {load:>3.0f}%")
             share = 100 * c.mem_used / c.mem_total if c.mem_total else None

@@ -14,7 +14,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from core.devices import DeviceReport, GpuInfo
+from core.devices import DeviceReport, GpuInfo, gpu_problem
 from tui.format import fmt_bytes
 
 
@@ -45,6 +45,9 @@ def cpu_summary(report: DeviceReport) -> Text:
     if not report.gpus:
         why = "; ".join(report.errors) or "none detected"
         t.append(f"\nNo GPU ({why}): the run uses CPU processes.", style="yellow")
+    problem = gpu_problem(report)
+    if problem:
+        t.append(f"\npaddle cannot use these GPUs: {problem}", style="bold red")
     return t
 
 

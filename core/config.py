@@ -465,6 +465,7 @@ def reference_preset() -> RunConfig:
         save_steps=500,
         eval_steps=500,
         use_amp=True,
+        device="gpu",  # a GPU recipe: refused with the reason where no usable GPU is, never run on the CPU
         devices="auto",
         run_name="reference-gpt2-medium",
     )

@@ -73,8 +73,14 @@ def prepare_eval(store: Store, run: dict[str, Any] | None, runs_root: Path, chec
     done = store.find_eval(str(ckpt), sha, mode)
     if done and not force:
         return None, done
-    if device == "auto":
-        device = "gpu" if devices.detect().gpus else "cpu"
+    if device != "cpu":
+        # The same rule as training: a GPU asked for is used or refused (DeviceError, exit 2), never swapped;
+        # auto takes a GPU only where paddle can use it.
+        report = devices.detect(cpu_interval=None)
+        if device == "gpu":
+            devices.parse_devices("gpu:0", report)
+        else:
+            device = "gpu" if report.gpus and devices.gpu_problem(report) is None else "cpu"
     cfg = RunConfig.from_dict(run["config"]) if run else RunConfig()
     tokenizer_dir = None
     if not (ckpt / "vocab.json").exists() and run is not None:

@@ -1,4 +1,5 @@
-"""``gpt2-tui``: the dashboard with no arguments, headless subcommands otherwise.
+"""``core.cli``: the headless commands (train, runs, show, stop, export, eval, devices). ``tui.entry`` is the
+``gpt2-tui`` command: it parses with ``build_parser`` and hands every headless command to ``run``.
 
 Importing this module must stay cheap (``gpt2-tui --help`` ≤ 0.3 s): no paddle, no Textual at import;
 subcommands import what they need when they run.
@@ -7,7 +8,6 @@ subcommands import what they need when they run.
 from __future__ import annotations
 
 import argparse
-import os
 import sqlite3
 import sys
 
@@ -78,15 +78,18 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """``python -m core.cli``: the headless commands only. The ``gpt2-tui`` command (``tui.entry``) sits
+    above both packages and opens the dashboard itself: core never names the UI."""
+    args = build_parser().parse_args(argv)
     if args.command in (None, "attach"):
-        if args.db:
-            os.environ[DB_ENV] = args.db
-        from importlib import import_module
+        print("error: the dashboard is the `gpt2-tui` command (with no COMMAND, or `gpt2-tui attach RUN`); "
+              "`python -m core.cli COMMAND` runs the headless commands only", file=sys.stderr)
+        return EXIT_USER_ERROR
+    return run(args)
 
-        dashboard = import_module("tui.app")  # the only place core reaches for the UI, and only by name
-        return int(dashboard.main(attach=getattr(args, "run", None)) or 0)
+
+def run(args: argparse.Namespace) -> int:
+    """Run one headless command of parsed ``args``; a user's mistake is one paragraph and exit 2."""
     try:
         return COMMANDS[args.command](args)
     except ConfigError as e:

@@ -11,8 +11,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -121,7 +119,6 @@ def test_no_import_cycles_between_core_and_tui_outside_the_screens():
     assert cycles == []
 
 
-@pytest.mark.xfail(strict=True, reason="until H3's branch lands")
 def test_no_import_cycles_among_the_screens():
     assert _cycles(("core", "tui")) == []
 
@@ -180,7 +177,6 @@ def test_the_ui_import_watch_blames_our_own_import(tmp_path):
     assert json.loads(out.stdout.splitlines()[-1]) == {"rich": "core.pretty"}
 
 
-@pytest.mark.xfail(strict=True, reason="until tui/entry.py lands")
 def test_no_core_module_names_the_tui_package():
     named = {m: sorted(n for n in _imported_names(m, f) if n == "tui" or n.startswith("tui."))
              for m, f in _modules("core").items()}

@@ -51,7 +51,7 @@ async def _settle(pilot, cond, timeout=15.0):
 def configure_app(tmp_path) -> Gpt2App:
     app = Gpt2App(store_path=tmp_path / "runs.db", launcher=FakeLauncher(), sampler=FakeSampler(gpus=2, samples=1),
                   clock=FakeClock(), poll_interval=0.02, sample_interval=0.02)
-    app.runs_root = Path("/srv/gpt2-tui/runs")
+    app.services.runs_root = Path("/srv/gpt2-tui/runs")
     return app
 
 
@@ -80,11 +80,12 @@ def live_app(tmp_path) -> tuple[Gpt2App, FakeLauncher]:
 
 async def live_ready(pilot):
     await _settle(pilot, lambda: isinstance(pilot.app.screen, LiveScreen))
-    pilot.app.sampler.gate.set()
+    sampler = pilot.app.services.sampler_factory()  # the FakeSampler given to the app (the factory returns it)
+    sampler.gate.set()
 
     def ready():
         s = pilot.app.screen
-        return (isinstance(s, LiveScreen) and s.state.step == 40 and pilot.app.sampler.calls == LIVE_SAMPLES
+        return (isinstance(s, LiveScreen) and s.state.step == 40 and sampler.calls == LIVE_SAMPLES
                 and s.query_one(DevicePanel).samples == LIVE_SAMPLES and len(s.query_one("#rank0-log").lines) == 3
                 and "rank 0" in str(s.query_one("#proc-table").render()))
 

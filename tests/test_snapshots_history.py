@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_tui_history import NOW, RUN_IDS, Clock, Host, build_store, until
+from test_tui_history import RUN_IDS, Host, build_store, until
 from test_tui_results import RID, build_results_store
 
 from core.store import Store
@@ -69,7 +69,7 @@ def settled(attr: str = "loaded") -> Any:
 
 
 def history(db: Path) -> Host:
-    return Host(lambda: HistoryScreen(db, clock=Clock(NOW), refresh_s=0, reconcile=False))
+    return Host(db, lambda s: HistoryScreen(s, refresh_s=0, reconcile=False))
 
 
 def test_history_table(db, snap_compare):
@@ -98,7 +98,7 @@ def test_history_marked_sorted_and_filtered(db, snap_compare):
 
 def test_run_page_of_a_failed_run(db, snap_compare):
     """A failed run: loss/lr/samples curves from the store, the overview with versions, devices and error."""
-    app = Host(lambda: RunPage(RUN_IDS["medium-gpu"], db, clock=Clock(NOW), refresh_s=0))
+    app = Host(db, lambda s: RunPage(RUN_IDS["medium-gpu"], s, refresh_s=0))
     assert snap_compare(still(app), terminal_size=(120, 40), run_before=settled())
 
 
@@ -110,13 +110,13 @@ def test_run_page_config_tab(db, snap_compare):
         pilot.app.screen.query_one("#run-tabs").active = "tab-config"
         await pilot.pause(0.1)
 
-    app = Host(lambda: RunPage(RUN_IDS["higher-lr"], db, clock=Clock(NOW), refresh_s=0))
+    app = Host(db, lambda s: RunPage(RUN_IDS["higher-lr"], s, refresh_s=0))
     assert snap_compare(still(app), terminal_size=(120, 40), run_before=run_before)
 
 
 def test_compare_two_runs(db, snap_compare):
     """baseline vs higher-lr: overlaid curves, a summary row each, only the settings that differ."""
-    app = Host(lambda: CompareScreen([RUN_IDS["baseline"], RUN_IDS["higher-lr"]], db))
+    app = Host(db, lambda s: CompareScreen([RUN_IDS["baseline"], RUN_IDS["higher-lr"]], s))
     assert snap_compare(still(app), terminal_size=(120, 40), run_before=settled())
 
 
@@ -125,5 +125,5 @@ def test_results_pane(tmp_path, snap_compare):
     db = tmp_path / "runs.db"
     build_results_store(db).close()
     fixed_dirs(db)
-    app = Host(lambda: ResultsScreen(RID, db, refresh_s=0))
+    app = Host(db, lambda s: ResultsScreen(RID, s, refresh_s=0))
     assert snap_compare(still(app), terminal_size=(120, 40), run_before=settled())

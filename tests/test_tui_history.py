@@ -12,12 +12,17 @@ import pytest
 from textual.app import App
 from textual.widgets import Checkbox, Input, Select, Static
 
+from core.config import RunConfig
 from core.events import EventWriter
 from core.follow import sync_events
 from core.store import Store
+from tui.messages import CloneRequested
+from tui.navigation import Navigator
 from tui.screens.compare import CompareScreen
-from tui.screens.history import CloneRequested, DeleteDialog, ExportDialog, HistoryScreen
+from tui.screens.dialogs import DeleteDialog, ExportDialog
+from tui.screens.history import HistoryScreen
 from tui.screens.run_page import RunPage
+from tui.services import Services
 from tui.widgets.chart import ChartWidget
 from tui.widgets.config_diff import ConfigDiff
 from tui.widgets.runs_table import RunsTable
@@ -102,18 +107,20 @@ def build_store(db: Path) -> Store:
     return store
 
 
-class Host(App[None]):
-    """A bare app that shows one screen and records what bubbles up from it."""
+class Host(Navigator):
+    """A bare app that shows one screen, opens what it asks for, and records clones that bubble up.
+
+    ``make_screen`` takes the host's Services: the real ones around ``db``, on a fixed clock."""
 
     TITLE = "gpt2-tui"
 
-    def __init__(self, make_screen: Any):
-        super().__init__()
+    def __init__(self, db: Path, make_screen: Any, **services: Any):
+        super().__init__(Services.for_store(db, **{"clock": Clock(NOW), **services}))
         self.make_screen = make_screen
         self.clones: list[CloneRequested] = []
 
     def on_mount(self) -> None:
-        self.push_screen(self.make_screen())
+        self.push_screen(self.make_screen(self.services))
 
     def on_clone_requested(self, message: CloneRequested) -> None:
         self.clones.append(message)
@@ -132,7 +139,7 @@ def db(tmp_path: Path) -> Path:
 
 
 def history_app(db: Path, **kw: Any) -> Host:
-    return Host(lambda: HistoryScreen(db, clock=Clock(NOW), refresh_s=0, reconcile=False, **kw))
+    return Host(db, lambda s: HistoryScreen(s, refresh_s=0, reconcile=False, **kw))
 
 
 async def until(pilot: Any, cond: Any, timeout: float = 10.0) -> None:
@@ -228,7 +235,7 @@ async def test_filter_by_text_and_status(db):
 
 @pytest.mark.anyio
 async def test_running_runs_refresh_on_the_timer(db, tmp_path):
-    app = Host(lambda: HistoryScreen(db, clock=Clock(NOW), refresh_s=0.1, reconcile=False))
+    app = Host(db, lambda s: HistoryScreen(s, refresh_s=0.1, reconcile=False))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await open_history(pilot)
         rid = RUN_IDS["still-going"]
@@ -282,9 +289,9 @@ async def test_clone_carries_the_runs_config(db):
         await until(pilot, lambda: app.clones)
         msg = app.clones[0]
         assert msg.run_id == RUN_IDS["higher-lr"]
-        # A field newer than the stored config (max_restart) takes its default.
-        assert msg.config.to_dict() == {**BASE_CONFIG, "learning_rate": 0.005, "warmup_ratio": 0.2,
-                                        "run_name": "higher-lr", "max_restart": 0}
+        # Fields newer than the stored config (max_restart, the TrainingArguments ones) take their defaults.
+        assert msg.config.to_dict() == {**RunConfig().to_dict(), **BASE_CONFIG, "learning_rate": 0.005,
+                                        "warmup_ratio": 0.2, "run_name": "higher-lr", "max_restart": 0}
 
 
 class ResumeRecorder:
@@ -303,20 +310,20 @@ class ResumeRecorder:
 @pytest.mark.anyio
 async def test_resume_a_stopped_run_opens_its_continuation_and_refuses_a_finished_one(db):
     app = history_app(db)
-    app.launcher = ResumeRecorder()  # type: ignore[attr-defined]
+    app.services.launcher = ResumeRecorder()  # type: ignore[assignment]
     opened: list[dict[str, Any]] = []
-    app.open_live = opened.append  # type: ignore[attr-defined]
+    app.open_live = opened.append  # type: ignore[method-assign]
     async with app.run_test(size=(120, 40)) as pilot:
         await open_history(pilot)
         await cursor_to(pilot, "baseline")  # finished: nothing to resume
         await pilot.press("u")
         await pilot.pause()
-        assert app.launcher.resumed == []
+        assert app.services.launcher.resumed == []
         assert any("only a stopped, failed or lost run" in n.message for n in app._notifications)
         await cursor_to(pilot, "stopped-early")
         await pilot.press("u")
         await until(pilot, lambda: opened)
-        assert app.launcher.resumed == [RUN_IDS["stopped-early"]]
+        assert app.services.launcher.resumed == [RUN_IDS["stopped-early"]]
         assert opened[0]["parent_run"] == RUN_IDS["stopped-early"]
 
 
@@ -461,7 +468,7 @@ async def test_run_page_shows_curves_config_command_versions_logs_and_error(db):
 @pytest.mark.anyio
 async def test_run_page_of_a_running_run_adds_new_steps(db):
     rid = RUN_IDS["still-going"]
-    app = Host(lambda: RunPage(rid, db, clock=Clock(NOW), refresh_s=0.1))
+    app = Host(db, lambda s: RunPage(rid, s, refresh_s=0.1))
     async with app.run_test(size=(120, 40)) as pilot:
         page = app.screen
         await until(pilot, lambda: page.loaded)
@@ -496,7 +503,7 @@ async def test_a_long_run_page_draws_a_preview_first_then_every_step_then_keeps_
                      str(self.query_one("#run-title", Static).render())))
 
     monkeypatch.setattr(RunPage, "on_run_page_loaded", spy)
-    app = Host(lambda: RunPage(rid, db, clock=Clock(NOW), refresh_s=0.1))
+    app = Host(db, lambda s: RunPage(rid, s, refresh_s=0.1))
     async with app.run_test(size=(120, 40)) as pilot:
         page = app.screen
         await until(pilot, lambda: page.complete)
@@ -540,7 +547,7 @@ async def test_compare_draws_long_runs_from_previews_then_in_full(tmp_path, monk
                      str(self.query_one("#compare-title", Static).render())))
 
     monkeypatch.setattr(CompareScreen, "on_compare_screen_loaded", spy)
-    app = Host(lambda: CompareScreen(["20231114-221320-long", "20231114-231320-short"], db))
+    app = Host(db, lambda s: CompareScreen(["20231114-221320-long", "20231114-231320-short"], s))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen
         await until(pilot, lambda: screen.complete)

@@ -21,7 +21,8 @@ from core.follow import sync_events
 from core.launch import Prepared, make_run_dir, runs_root_for
 from core.store import Store
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.results import EvalDialog, RepeatDialog, ResultsScreen
+from tui.screens.eval_dialogs import EvalDialog, RepeatDialog
+from tui.screens.results import ResultsScreen
 from tui.widgets.eval_table import EvalTable
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -132,7 +133,7 @@ class FakeEvalLauncher:
 
 
 def results_app(db: Path, launcher: Any) -> Host:
-    return Host(lambda: ResultsScreen(RID, db, launcher=launcher, refresh_s=0))
+    return Host(db, lambda s: ResultsScreen(RID, s, refresh_s=0), eval_launcher=launcher)
 
 
 async def opened_results(pilot: Any) -> ResultsScreen:
@@ -320,7 +321,7 @@ async def test_the_real_evaluator_runs_and_its_accuracy_shows(tmp_path):
     sync_events(store, RID)
     store.close()
     paddle_before = "paddle" in sys.modules  # other tests in this process may have imported it already
-    app = Host(lambda: ResultsScreen(RID, db, refresh_s=0))  # the real launcher: a subprocess, no paddle here
+    app = Host(db, lambda s: ResultsScreen(RID, s, refresh_s=0))  # the real launcher: a subprocess, no paddle here
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await opened_results(pilot)
         await select_step(pilot, screen, 1)

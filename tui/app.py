@@ -8,31 +8,27 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App, SystemCommand
+from textual.app import SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.launch import runs_root_for
-from core.store import Store, default_db_path
-from tui.launcher import Launcher, ProcessLauncher
-from tui.messages import DeviceSample, DevicesSampled, RunLaunched
+from tui.launcher import Launcher
+from tui.messages import CloneRequested, DeviceSample, DevicesSampled, RunLaunched
+from tui.navigation import Navigator
 from tui.screens.attach import AttachScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.help import HelpScreen
-
-# Readings kept for a live screen opened later (~2 minutes at 1 Hz; the device panel's sparkline length).
-DEVICE_HISTORY = 120
+from tui.services import DeviceSource, Services
 
 
-class Gpt2App(App[None]):
+class Gpt2App(Navigator):
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses elsewhere find it too
     TITLE = "gpt2-tui"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
@@ -44,26 +40,19 @@ class Gpt2App(App[None]):
     ]
 
     def __init__(self, store_path: str | Path | None = None, launcher: Launcher | None = None,
-                 sampler: Any = None, clock: Callable[[], float] = time.time, attach: str | None = None,
-                 poll_interval: float = 0.5, sample_interval: float = 1.0):
-        super().__init__()
-        self.store_path = Path(store_path) if store_path is not None else default_db_path()
-        self.runs_root = runs_root_for(self.store_path)  # where launches put run folders
-        self.launcher: Launcher = launcher if launcher is not None else ProcessLauncher()
-        self.sampler = sampler
-        self.clock = clock
+                 sampler: DeviceSource | None = None, clock: Callable[[], float] = time.time,
+                 attach: str | None = None, poll_interval: float = 0.5, sample_interval: float = 1.0, *,
+                 services: Services | None = None):
+        """Either ``services`` whole, or the keywords it is built from (``Services.for_store``)."""
+        super().__init__(services or Services.for_store(
+            store_path, launcher=launcher, sampler=sampler, clock=clock, poll_interval=poll_interval,
+            sample_interval=sample_interval))
         self.attach = attach
-        self.poll_interval = poll_interval
-        self.sample_interval = sample_interval
-        self.device_sample: DeviceSample | None = None
-        # The last two minutes of readings: a live screen opened now starts with history in its sparklines.
-        self.device_history: deque[DeviceSample] = deque(maxlen=DEVICE_HISTORY)
         self.running_runs: list[dict[str, Any]] | None = None
-        self._watched: dict[str, dict[str, Any]] = {}
         self._stop_sampling = threading.Event()
 
     def on_mount(self) -> None:
-        self.push_screen(ConfigureScreen())
+        self.push_screen(ConfigureScreen(self.services))
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
@@ -76,16 +65,13 @@ class Gpt2App(App[None]):
     # ------------------------------------------------------------------ store, reconcile, attach
     @work(thread=True, exclusive=True, group="store", exit_on_error=False)
     def _open_store(self) -> None:
-        store = Store(self.store_path)
-        try:
+        with self.services.store() as store:
             running = []
             for run in store.running_runs():
-                run = self.launcher.reconcile(store, run["id"])
+                run = self.services.launcher.reconcile(store, run["id"])
                 if run["status"] == "running":
                     running.append(run)
             target = store.find_run(self.attach) if self.attach else None
-        finally:
-            store.close()
         self.call_from_thread(self._store_ready, running, target)
 
     def _store_ready(self, running: list[dict[str, Any]], target: dict[str, Any] | None) -> None:
@@ -110,11 +96,8 @@ class Gpt2App(App[None]):
 
     @work(thread=True, exclusive=True, group="store", exit_on_error=False)
     def _list_running(self) -> None:
-        store = Store(self.store_path)
-        try:
-            running = [self.launcher.reconcile(store, r["id"]) for r in store.running_runs()]
-        finally:
-            store.close()
+        with self.services.store() as store:
+            running = [self.services.launcher.reconcile(store, r["id"]) for r in store.running_runs()]
         running = [r for r in running if r["status"] == "running"]
         self.call_from_thread(self._show_running, running)
 
@@ -125,26 +108,10 @@ class Gpt2App(App[None]):
             return
         self.push_screen(AttachScreen(running), self._attach_chosen)
 
-    def open_live(self, run: dict[str, Any]) -> None:
-        # Imported here: the live screen pulls in numpy and the charts, which the first frame does not need.
-        from tui.screens.live import LiveScreen
-
-        self.push_screen(LiveScreen(run))
-
-    def open_results(self, run_id: str) -> None:
-        from tui.screens.results import ResultsScreen
-
-        self.push_screen(ResultsScreen(run_id, self.store_path, self.runs_root))
-
     def action_history(self) -> None:
-        from tui.screens.history import HistoryScreen
+        self.open_history()
 
-        if type(self.screen).__name__ == "HistoryScreen":
-            return
-        self.push_screen(HistoryScreen(self.store_path, self.runs_root, clock=self.clock,
-                                       reconcile=self.launcher.reconcile))
-
-    def on_clone_requested(self, event: Any) -> None:
+    def on_clone_requested(self, event: CloneRequested) -> None:
         """History's Clone: back to the configure screen with the run's config in the form."""
         while len(self.screen_stack) > 1 and not isinstance(self.screen, ConfigureScreen):
             self.pop_screen()
@@ -162,41 +129,30 @@ class Gpt2App(App[None]):
                         timeout=15)
 
     # ------------------------------------------------------------------ devices
-    def watch_run(self, run: dict[str, Any]) -> None:
-        """Sample this run's processes (CPU, RSS) along with the devices."""
-        self._watched[run["id"]] = run
-
-    def unwatch_run(self, run_id: str) -> None:
-        self._watched.pop(run_id, None)
-
     @work(thread=True, exclusive=True, group="devices", exit_on_error=False)
     def _sample_devices(self) -> None:
         worker = get_current_worker()
-        sampler = self.sampler
-        if sampler is None:
-            from core.devices import DeviceSampler
-
-            sampler = self.sampler = DeviceSampler()
+        services = self.services
+        sampler = services.sampler_factory()
         seq = 0
         while not worker.is_cancelled and not self._stop_sampling.is_set():
             report = sampler.sample()
             if report is None:  # a scripted source ran out (tests, replays)
                 return
             procs = {}
-            for run_id, run in list(self._watched.items()):
+            for run_id, run in list(services.devices.watched.items()):
                 try:
-                    labelled = self.launcher.processes(run)
+                    labelled = services.launcher.processes(run)
                     stats = {s.pid: s for s in sampler.process_stats([pid for _, pid in labelled])}
                 except Exception:  # a process table hiccup costs this reading its process list, not the panel
                     continue
                 procs[run_id] = [(label, stats[pid]) for label, pid in labelled if pid in stats]
             seq += 1
             self.post_message(DevicesSampled(DeviceSample(report, seq, procs)))
-            self._stop_sampling.wait(self.sample_interval)
+            self._stop_sampling.wait(services.sample_interval)
 
     def on_devices_sampled(self, event: DevicesSampled) -> None:
-        self.device_sample = event.sample
-        self.device_history.append(event.sample)
+        self.services.devices.add(event.sample)
         for screen in self.screen_stack:
             if hasattr(screen, "on_devices_sampled"):
                 screen.post_message(DevicesSampled(event.sample))

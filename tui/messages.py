@@ -1,4 +1,8 @@
-"""Messages shared between the app, its screens and its workers."""
+"""Messages shared between the app, its screens and its workers.
+
+Screens never open each other: they post a ``...Requested`` message, and the app's navigation
+(tui.navigation.Navigator) builds the screen with its services and pushes it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:  # kept out of the import path to the first frame (numpy, the follower)
+    from core.config import RunConfig
     from core.devices import DeviceReport, ProcStat
     from tui.follower import FollowUpdate
 
@@ -52,3 +57,54 @@ class RunLaunched(Message):
     def __init__(self, run: dict[str, Any]):
         super().__init__()
         self.run = run
+
+
+class RunDeleted(Message):
+    """A run was removed from the store (and its folder, when ``files_removed``)."""
+
+    def __init__(self, run_id: str, files_removed: bool):
+        super().__init__()
+        self.run_id = run_id
+        self.files_removed = files_removed
+
+
+# ---------------------------------------------------------------------------- navigation requests
+class CloneRequested(Message):
+    """The user wants to launch a copy of a run: open the configure screen with ``config`` to edit."""
+
+    def __init__(self, config: RunConfig, run_id: str):
+        super().__init__()
+        self.config = config
+        self.run_id = run_id
+
+
+class LiveRequested(Message):
+    """Show this run's live screen (a run just resumed, or one to attach to)."""
+
+    def __init__(self, run: dict[str, Any]):
+        super().__init__()
+        self.run = run
+
+
+class ResultsRequested(Message):
+    """Show the results pane (checkpoints and evaluations) of a run."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+
+class RunPageRequested(Message):
+    """Show a run's page."""
+
+    def __init__(self, run_id: str):
+        super().__init__()
+        self.run_id = run_id
+
+
+class CompareRequested(Message):
+    """Compare these runs side by side."""
+
+    def __init__(self, run_ids: list[str]):
+        super().__init__()
+        self.run_ids = run_ids

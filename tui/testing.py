@@ -6,6 +6,7 @@
 - FakeLauncher: "launches" by creating the run row in the given store and writing canned events
   into a real runs/<id>/events.jsonl (and a workerlog.0); more events can be appended later with
   ``emit``, and ``stop`` writes the end event a real trainer would.
+- fake_services: the app's ``Services`` around a store, built from these fakes.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from core.devices import CpuInfo, DeviceReport, GpuInfo, ProcStat
 from core.follow import sync_events
 from core.launch import runs_root_for
 from core.store import Store
+from tui.evaljobs import EvalLauncher
+from tui.launcher import Launcher
+from tui.services import Services
 
 T0 = 1_700_000_000.0  # a fixed "now" for canned runs
 GIB = 1024**3
@@ -150,6 +154,9 @@ class FakeLauncher:
         assert run is not None
         return run
 
+    def resume(self, store: Store, run_id: str) -> dict[str, Any]:
+        raise NotImplementedError("FakeLauncher does not resume runs; tests of resume pass their own launcher")
+
     def stop(self, store: Store, run: dict[str, Any]) -> str:
         self.stopped.append(run["id"])
         if self.stop_delay:
@@ -184,3 +191,13 @@ class FakeLauncher:
         assert self.run_dir is not None, "launch first"
         with open(self.run_dir / "logs" / f"workerlog.{rank}", "a", encoding="utf-8") as fh:
             fh.write("".join(ln + "\n" for ln in lines))
+
+
+def fake_services(store_path: str | Path, *, launcher: Launcher | None = None, sampler: FakeSampler | None = None,
+                  clock: Any = None, eval_launcher: EvalLauncher | None = None, poll_interval: float = 0.02,
+                  sample_interval: float = 0.02) -> Services:
+    """``Services`` for a test or a demo: a FakeLauncher, a FakeSampler and a FakeClock unless given."""
+    return Services.for_store(store_path, launcher=launcher if launcher is not None else FakeLauncher(),
+                              eval_launcher=eval_launcher, clock=clock if clock is not None else FakeClock(),
+                              sampler=sampler if sampler is not None else FakeSampler(),
+                              poll_interval=poll_interval, sample_interval=sample_interval)

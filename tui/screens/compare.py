@@ -18,7 +18,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 from tui.compare_logic import Ema, column, config_diff, metric_xy
 from tui.format import fmt_float, fmt_rate
 from tui.runstate import EMA_BETA, PREVIEW_ABOVE, PREVIEW_POINTS
-from tui.screens.history import CSS_FILE, opened
+from tui.services import Services, as_services
+from tui.styles import HISTORY_TCSS
 from tui.widgets.chart import ChartWidget
 from tui.widgets.config_diff import ConfigDiff
 from tui.widgets.runs_table import status_text
@@ -38,7 +39,7 @@ def run_label(run: dict[str, Any]) -> str:
 class CompareScreen(Screen[None]):
     """Two or more runs side by side. Keys: escape back."""
 
-    CSS_PATH = CSS_FILE
+    CSS_PATH = HISTORY_TCSS
     SUB_TITLE = "compare runs"
     BINDINGS = [Binding("escape", "back", "Back")]
 
@@ -50,10 +51,10 @@ class CompareScreen(Screen[None]):
             self.curves = curves  # chart id -> label -> (steps, values)
             self.preview = preview  # long runs' curves are every k-th step; the full read follows
 
-    def __init__(self, run_ids: list[str], store_path: str | Path):
+    def __init__(self, run_ids: list[str], services: Services | str | Path):
         super().__init__()
         self.run_ids = list(run_ids)
-        self.store_path = Path(store_path)
+        self.services = as_services(services)
         self.diff: list[tuple[str, dict[str, Any]]] = []
         self.loaded = False  # the first frame is drawn (from previews, if a run is long)
         self.complete = False  # every step of every run is drawn
@@ -81,7 +82,7 @@ class CompareScreen(Screen[None]):
         runs: list[dict[str, Any]] = []
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {cid: {} for cid, _ in CHARTS}
         preview = False
-        with opened(self.store_path) as store:
+        with self.services.store() as store:
             for rid in self.run_ids:
                 run = store.get_run(rid)
                 if run is None:

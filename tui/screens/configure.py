@@ -17,6 +17,7 @@ from textual.widgets import Footer, Header, Static
 from core.config import PRESETS, ConfigError, RunConfig, dump_toml, load_toml
 from tui.messages import DevicesSampled, RunLaunched
 from tui.screens.path_prompt import PathPrompt
+from tui.services import Services
 from tui.widgets.command_preview import CommandPreview
 from tui.widgets.config_form import ConfigForm
 from tui.widgets.device_picker import DevicePicker
@@ -68,8 +69,9 @@ class ConfigureScreen(Screen[None]):
     SUB_TITLE = "configure a run"
     AUTO_FOCUS = "#field-model_name_or_path"
 
-    def __init__(self) -> None:
+    def __init__(self, services: Services) -> None:
         super().__init__()
+        self.services = services
         self.preset: str | None = None
         self.preset_reason = ""
         self._applied: dict[str, Any] = {}
@@ -98,7 +100,7 @@ class ConfigureScreen(Screen[None]):
     def on_mount(self) -> None:
         self.form.set_config(PRESETS["offline"]())
         self._applied = self.form.values()
-        sample = getattr(self.app, "device_sample", None)
+        sample = self.services.devices.latest
         if sample is not None:
             self._take_report(sample.report)
 
@@ -113,7 +115,7 @@ class ConfigureScreen(Screen[None]):
 
     @property
     def runs_root(self) -> Path:
-        return Path(self.app.runs_root)  # type: ignore[attr-defined]
+        return self.services.runs_root
 
     # ------------------------------------------------------------------ presets
     def apply_preset(self, name: str, reason: str) -> None:
@@ -215,7 +217,6 @@ class ConfigureScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="preflight", exit_on_error=False)
     def _preflight(self, cfg: RunConfig, report: DeviceReport | None, launch: bool) -> None:
-        from core.store import Store
         from tui.preflight import FAIL, blocking, run_preflight
 
         checks = run_preflight(cfg, self.runs_root, report)
@@ -233,11 +234,8 @@ class ConfigureScreen(Screen[None]):
             self.app.call_from_thread(self._status, text)
 
         try:
-            store = Store(self.app.store_path)  # type: ignore[attr-defined]
-            try:
-                run = self.app.launcher.launch(store, cfg, report, progress=progress)  # type: ignore[attr-defined]
-            finally:
-                store.close()
+            with self.services.store() as store:
+                run = self.services.launcher.launch(store, cfg, report, progress=progress)
         except Exception as e:  # a user error (data, model, devices) or a failed start: say it, stay here
             self.app.call_from_thread(self._launch_failed, str(e) or type(e).__name__)
             return

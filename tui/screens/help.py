@@ -29,6 +29,3 @@ class HelpScreen(ModalScreen[None]):
             yield Static(table, id="help-keys")
             yield Static("ctrl+p opens the command palette: every action by name. Tab moves between panels; "
                          "the mouse works too. Esc closes this.", id="help-hint")
-
-    def action_dismiss(self, result: None = None) -> None:  # type: ignore[override]
-        self.dismiss(None)

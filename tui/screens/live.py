@@ -15,16 +15,17 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Container, Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Header
 from textual.worker import get_current_worker
 
-from core.store import Store
 from tui.follower import RunFollower
-from tui.messages import DevicesSampled, RunUpdated
+from tui.messages import DeviceSample, DevicesSampled, ResultsRequested, RunUpdated
 from tui.runstate import RunState
 from tui.screens.confirm import ConfirmScreen
+from tui.services import Services
 from tui.widgets.alerts_panel import AlertsPanel
 from tui.widgets.device_panel import DevicePanel
 from tui.widgets.log_panel import LogPanel
@@ -43,8 +44,9 @@ class LiveScreen(Screen[None]):
     ]
     TITLE = "gpt2-tui"
 
-    def __init__(self, run: dict[str, Any]):
+    def __init__(self, run: dict[str, Any], services: Services):
         super().__init__()
+        self.services = services
         self.run = run
         self.run_id: str = run["id"]
         self.state = RunState()
@@ -73,8 +75,8 @@ class LiveScreen(Screen[None]):
                            ("ranks", "ranks"), ("alerts", "alerts"), ("logs", "logs")):
             self.query_one(f"#{pid}").border_title = title
         self.query_one(DevicePanel).set_devices(self.run.get("devices"))
-        self.app.watch_run(self.run)  # type: ignore[attr-defined]
-        for sample in getattr(self.app, "device_history", []):
+        self.services.devices.watch(self.run)
+        for sample in list(self.services.devices.history):
             self._push_devices(sample)
         self.refresh_panels()
         self.set_interval(1.0, self.refresh_panels)
@@ -82,18 +84,18 @@ class LiveScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._wake.set()
-        self.app.unwatch_run(self.run_id)  # type: ignore[attr-defined]
+        self.services.devices.unwatch(self.run_id)
 
     @property
     def now(self) -> float:
-        return float(self.app.clock())  # type: ignore[attr-defined]
+        return float(self.services.clock())
 
     # ------------------------------------------------------------------ following
     @work(thread=True, exclusive=True, group="follow", exit_on_error=False)
     def _follow(self) -> None:
         worker = get_current_worker()
-        app: Any = self.app
-        follower = RunFollower(app.store_path, self.run_id, app.launcher, clock=app.clock)
+        services = self.services
+        follower = RunFollower(services.store_path, self.run_id, services.launcher, clock=services.clock)
         try:
             while not worker.is_cancelled:
                 update = follower.poll()
@@ -102,7 +104,7 @@ class LiveScreen(Screen[None]):
                 if follower.finished:
                     return
                 if not follower.behind:
-                    self._wake.wait(app.poll_interval)
+                    self._wake.wait(services.poll_interval)
                     self._wake.clear()
         finally:
             follower.close()
@@ -136,7 +138,7 @@ class LiveScreen(Screen[None]):
         error = self.run.get("error")
         if self.status == "failed" and error:
             self.query_one(LogPanel).add([], [f"run failed: {line}" for line in str(error).splitlines()[:40]])
-        severity = "information" if self.status in ("finished", "stopped") else "error"
+        severity: SeverityLevel = "information" if self.status in ("finished", "stopped") else "error"
         self.notify(f"run {self.run_id} {self.status}", title="Run ended", severity=severity)
 
     def refresh_panels(self) -> None:
@@ -153,7 +155,7 @@ class LiveScreen(Screen[None]):
     def on_devices_sampled(self, event: DevicesSampled) -> None:
         self._push_devices(event.sample)
 
-    def _push_devices(self, sample: Any) -> None:
+    def _push_devices(self, sample: DeviceSample) -> None:
         if sample.seq <= self._device_seq:  # already had it from the app's history
             return
         self._device_seq = sample.seq
@@ -180,16 +182,12 @@ class LiveScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="stop", exit_on_error=False)
     def _stop(self) -> None:
-        app: Any = self.app
-        store = Store(app.store_path)
-        try:
+        with self.services.store() as store:
             run = store.get_run(self.run_id) or self.run
-            status = app.launcher.stop(store, run)
-        finally:
-            store.close()
+            status = self.services.launcher.stop(store, run)
         self._wake.set()  # the follower looks now, not at its next tick, and reports the end
         if status == "running":  # the launcher could not stop it: say so (the follower would not)
-            app.call_from_thread(self.notify, f"run {self.run_id} is still running", severity="error")
+            self.app.call_from_thread(self.notify, f"run {self.run_id} is still running", severity="error")
 
     def action_detach(self) -> None:
         if self.status == "running":
@@ -197,7 +195,7 @@ class LiveScreen(Screen[None]):
         self.app.pop_screen()
 
     def action_results(self) -> None:
-        self.app.open_results(self.run_id)  # type: ignore[attr-defined]
+        self.post_message(ResultsRequested(self.run_id))
 
     def action_zoom(self) -> None:
         """Fill the screen with the focused panel (the charts when none is focused); again to restore."""

@@ -12,132 +12,35 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
-from textual.widgets import Button, Footer, Header, Input, Label, ProgressBar, Select, Static
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from core.follow import Tail, events_path, sync_events
-from core.launch import read_exit, runs_root_for, supervisor_alive
+from core.launch import read_exit, supervisor_alive
 from core.store import Store
 from tui.compare_logic import ResultRow, default_eval_file, results_rows
+from tui.evaljobs import EvalLauncher, EvalRequest
 from tui.format import fmt_float
 from tui.screens.confirm import ConfirmScreen
-from tui.screens.history import CSS_FILE, opened
-from tui.widgets.eval_table import EvalTable, fmt_when
+from tui.screens.eval_dialogs import EvalDialog, RepeatDialog
+from tui.services import Services, as_services
+from tui.styles import HISTORY_TCSS
+from tui.widgets.eval_table import EvalTable
 from tui.widgets.runs_table import STATUS_STYLE
 
-MODES = ("classify", "cloze")
 POLL_S = 0.2
 # How often a job that has not ended is checked for a dead process (exit.json, supervisor gone).
 LIVENESS_S = 1.0
-
-
-class EvalLauncher(Protocol):
-    def prepare_eval(self, store: Store, run: dict[str, Any] | None, runs_root: Path, *, checkpoint: str,
-                     mode: str, eval_path: str | None, force: bool) -> tuple[Any, dict[str, Any] | None]: ...
-
-    def spawn(self, store: Store, prep: Any, kind: str = "eval") -> dict[str, Any]: ...
-
-
-class CoreEvalLauncher:
-    """The real thing: core.evaljob.prepare_eval and core.launch.spawn (no paddle in this process)."""
-
-    def prepare_eval(self, store: Store, run: dict[str, Any] | None, runs_root: Path, *, checkpoint: str,
-                     mode: str, eval_path: str | None, force: bool) -> tuple[Any, dict[str, Any] | None]:
-        from core.evaljob import prepare_eval
-
-        return prepare_eval(store, run, runs_root, checkpoint=checkpoint, mode=mode, eval_path=eval_path,
-                            force=force)
-
-    def spawn(self, store: Store, prep: Any, kind: str = "eval") -> dict[str, Any]:
-        from core.launch import spawn
-
-        return spawn(store, prep, kind=kind)
-
-
-@dataclass
-class EvalRequest:
-    checkpoint: str  # what prepare_eval takes: a step of the run, or a checkpoint folder
-    label: str  # how the pane names it: 'step 500'
-    mode: str
-    eval_path: str
-    force: bool = False
-
-
-# ---------------------------------------------------------------------------- dialogs
-class EvalDialog(ModalScreen[tuple[str, str] | None]):
-    """Mode and file for an evaluation: (mode, eval_path), or None when cancelled."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, label: str, default_path: str, mode: str = "classify"):
-        super().__init__()
-        self.label, self.default_path, self.mode = label, default_path, mode
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Label(f"Evaluate {self.label}", classes="dialog-title")
-            yield Select([(m, m) for m in MODES], value=self.mode, allow_blank=False, id="eval-mode")
-            yield Static("classify: the fine-tuned head.  cloze: the language-model head scores "
-                         "' terrible' / ' great' after '<sentence> It was' (works on a base model).",
-                         classes="dialog-help")
-            yield Input(value=self.default_path, id="eval-path")
-            yield Static("A labelled TSV (sentence<TAB>label, with a header), like SST-2's dev.tsv.",
-                         classes="dialog-help")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Evaluate", variant="primary", id="eval-go")
-                yield Button("Cancel", id="eval-cancel")
-
-    @on(Input.Submitted)
-    @on(Button.Pressed, "#eval-go")
-    def go(self) -> None:
-        path = self.query_one("#eval-path", Input).value.strip()
-        if path:
-            self.dismiss((str(self.query_one("#eval-mode", Select).value), path))
-
-    @on(Button.Pressed, "#eval-cancel")
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class RepeatDialog(ModalScreen[bool]):
-    """This evaluation is stored already: show it, and offer to run it again (True)."""
-
-    BINDINGS = [Binding("escape", "keep", "Keep")]
-
-    def __init__(self, req: EvalRequest, done: dict[str, Any]):
-        super().__init__()
-        self.req, self.done = req, done
-
-    def compose(self) -> ComposeResult:
-        d = self.done
-        with Vertical(classes="dialog"):
-            yield Label(f"{self.req.label} was already evaluated", classes="dialog-title")
-            yield Static(Text(
-                f"accuracy {fmt_float(d.get('accuracy'))} (n={d.get('n')}, {d.get('mode')}) on "
-                f"{d.get('eval_path')}, {fmt_when(d.get('t'))}.\nThe same checkpoint, file content and mode give "
-                "the same result; evaluate again only to re-measure."), id="repeat-text")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Keep the result", variant="primary", id="repeat-keep")
-                yield Button("Evaluate again", id="repeat-again")
-
-    @on(Button.Pressed, "#repeat-again")
-    def again(self) -> None:
-        self.dismiss(True)
-
-    @on(Button.Pressed, "#repeat-keep")
-    def action_keep(self) -> None:
-        self.dismiss(False)
 
 
 # ---------------------------------------------------------------------------- the screen
@@ -147,7 +50,7 @@ class ResultsScreen(Screen[None]):
     Posts ``EvalFinished`` (an accuracy landed) and ``EvalFailed``; both bubble to the app.
     """
 
-    CSS_PATH = CSS_FILE
+    CSS_PATH = HISTORY_TCSS
     SUB_TITLE = "results"
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -193,13 +96,14 @@ class ResultsScreen(Screen[None]):
             super().__init__()
             self.req, self.done = req, done
 
-    def __init__(self, run_id: str, store_path: str | Path, runs_root: Path | None = None,
-                 launcher: EvalLauncher | None = None, *, refresh_s: float = 2.0):
+    def __init__(self, run_id: str, services: Services | str | Path, *, refresh_s: float = 2.0):
         super().__init__()
         self.run_id = run_id
-        self.store_path = Path(store_path)
-        self.runs_root = runs_root or runs_root_for(self.store_path)
-        self.launcher: EvalLauncher = launcher or CoreEvalLauncher()
+        self.services = as_services(services)
+        # What the eval worker uses from its thread.
+        self.store_path = self.services.store_path
+        self.runs_root = self.services.runs_root
+        self.launcher: EvalLauncher = self.services.eval_launcher
         self.refresh_s = refresh_s
         self.run: dict[str, Any] | None = None
         self.default_file = ""
@@ -237,7 +141,7 @@ class ResultsScreen(Screen[None]):
     # ------------------------------------------------------------------ the table
     @work(thread=True, exclusive=True, group="results-load", exit_on_error=False)
     def load(self) -> None:
-        with opened(self.store_path) as store:
+        with self.services.store() as store:
             run = store.get_run(self.run_id)
             ckpts = store.checkpoints(self.run_id) if run else []
             rows = results_rows(ckpts, store.evals(self.run_id)) if run else []

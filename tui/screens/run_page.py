@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +22,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
-from core.launch import runs_root_for
 from core.progress import fmt_duration
 from core.reconcile import log_tail, worker_log
 from tui.compare_logic import Ema, column, metric_xy
 from tui.format import fmt_float, fmt_rate
+from tui.messages import RunDeleted
 from tui.runstate import (
     EMA_BETA,
     EVAL_ACC,
@@ -41,8 +39,11 @@ from tui.runstate import (
     PREVIEW_POINTS,
     SAMPLES,
     TOKENS,
+    SeriesDelta,
 )
-from tui.screens.history import CSS_FILE, RunActions, RunDeleted, opened
+from tui.screens.run_actions import RunActions
+from tui.services import Services, as_services
+from tui.styles import HISTORY_TCSS
 from tui.widgets.chart import ChartWidget
 from tui.widgets.run_charts import RunCharts
 from tui.widgets.runs_table import STATUS_STYLE
@@ -167,10 +168,10 @@ def log_text(logs: list[dict[str, Any]], worker_tail: list[str]) -> Text:
     return out
 
 
-class RunPage(RunActions, Screen[None]):
-    """One run. Keys: r results, n clone (posts CloneRequested), d delete, x export, escape back."""
+class RunPage(RunActions):
+    """One run. Keys: r results, n clone (posts CloneRequested), u resume, d delete, x export, escape back."""
 
-    CSS_PATH = CSS_FILE
+    CSS_PATH = HISTORY_TCSS
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("r", "results", "Results"),
@@ -185,13 +186,10 @@ class RunPage(RunActions, Screen[None]):
             super().__init__()
             self.data = data
 
-    def __init__(self, run_id: str, store_path: str | Path, runs_root: Path | None = None, *,
-                 clock: Callable[[], float] = time.time, refresh_s: float = 2.0):
+    def __init__(self, run_id: str, services: Services | str | Path, *, refresh_s: float = 2.0):
         super().__init__()
         self.run_id = run_id
-        self.store_path = Path(store_path)
-        self.runs_root = runs_root or runs_root_for(self.store_path)
-        self.clock = clock
+        self.services = as_services(services)
         self.refresh_s = refresh_s
         self.run: dict[str, Any] | None = None
         self.loaded = False
@@ -236,14 +234,16 @@ class RunPage(RunActions, Screen[None]):
     def _load(self, full: bool = False) -> None:
         """Read the run; a long run's first read is a preview only, and its handler starts the full one
         (``full=True``) once the preview is painted: the two reads never compete for the GIL with the
-        first frame. ``_loading`` stays set from the preview until the full read is done."""
-        handed_on = False
+        first frame. ``_loading`` stays set until the handler has taken the last read's steps (a read
+        started before that would ask for the same steps again and draw them twice)."""
+        posted = False
         try:
             after = self._last_step
-            with opened(self.store_path) as store:
+            with self.services.store() as store:
                 run = store.get_run(self.run_id)
                 if run is None:
                     self.post_message(self.Loaded(None))
+                    posted = True
                     return
                 evals = store.evals(self.run_id)
                 data = PageData(
@@ -257,20 +257,22 @@ class RunPage(RunActions, Screen[None]):
                 if span is not None and span[1] - span[0] + 1 > PREVIEW_ABOVE:
                     arrays, k = store.metric_preview(self.run_id, PREVIEW_POINTS)
                     data.points, data.preview_every = _points(arrays, Ema(EMA_BETA ** k)), k
-                    handed_on = True
                     self.post_message(self.Loaded(data))
+                    posted = True
                     return
                 metrics = store.metric_arrays(self.run_id, after_step=after)
             data.points, data.replace = _points(metrics, self._ema), full
             if len(metrics["step"]):
                 data.last_step = int(metrics["step"][-1])
             self.post_message(self.Loaded(data))
+            posted = True
         finally:
-            if not handed_on:
+            if not posted:  # the read failed: the next tick tries again
                 self._loading = False
 
     def on_run_page_loaded(self, message: Loaded) -> None:
         data = message.data
+        self._loading = data is not None and bool(data.preview_every)  # a preview: the full read follows
         if data is None:
             self.query_one("#run-overview", Static).update(Text(f"run {self.run_id} is not in the store",
                                                                 style="red"))
@@ -290,11 +292,11 @@ class RunPage(RunActions, Screen[None]):
         if data.replace:
             for chart in charts.charts.values():
                 chart.clear()
-        charts.extend({k: v for k, v in data.points.items() if len(v[0])})  # type: ignore[arg-type]
+        charts.extend(SeriesDelta({k: v for k, v in data.points.items() if len(v[0])}))
         acc = self.query_one("#chart-loss", ChartWidget)
         acc.series(EVAL_ACC).clear()  # evals are few: replaced whole on every read
         acc.extend(EVAL_ACC, data.eval_xs, data.eval_ys)
-        self.query_one("#run-overview", Static).update(overview_text(run, data.summary, self.clock()))
+        self.query_one("#run-overview", Static).update(overview_text(run, data.summary, self.services.clock()))
         self.query_one("#run-config", Static).update(config_text(run))
         self.query_one("#run-checkpoints", Static).update(checkpoints_text(data.checkpoints, data.evals))
         self.query_one("#run-log", Static).update(log_text(data.logs, data.worker_tail))

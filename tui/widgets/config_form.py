@@ -89,7 +89,9 @@ class ConfigForm(VerticalScroll):
 
     # ------------------------------------------------------------------ values
     def control(self, name: str) -> Input | Checkbox:
-        return self.query_one(f"#field-{name}")  # type: ignore[return-value]
+        widget = self.query_one(f"#field-{name}")
+        assert isinstance(widget, Input | Checkbox), widget  # FieldRow makes one of the two
+        return widget
 
     def values(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

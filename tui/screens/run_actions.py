@@ -1,0 +1,145 @@
+"""What can be done to one run from the history screen and from its page: clone, resume, delete, export,
+open its results. ``RunActions`` is the screen base both share; every store access runs in a thread
+worker with that thread's own Store.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from core.config import RunConfig
+from core.export import export_run
+from core.store import Store
+from tui.messages import CloneRequested, LiveRequested, ResultsRequested, RunDeleted
+from tui.screens.dialogs import DeleteDialog, ExportDialog
+from tui.services import Services
+
+
+class DeleteRefused(Exception):
+    """The run cannot be deleted (it is running, or gone); the message says why."""
+
+
+def inside_runs_root(run_dir: str | Path | None, runs_root: Path) -> bool:
+    """True when ``run_dir`` resolves to a folder strictly inside the runs root (symlinks followed)."""
+    if not run_dir:
+        return False
+    d = Path(run_dir).resolve()
+    root = runs_root.resolve()
+    return d != root and d.is_relative_to(root) and d.is_dir()
+
+
+def delete_run(store: Store, run_id: str, runs_root: Path, files: bool) -> bool:
+    """Remove the run and the eval jobs of its checkpoints from the store and, when ``files``, their
+    folders (only those inside the runs root).
+
+    Returns whether files were removed. The rows go first: a folder left behind by a failed removal is
+    harmless, a row pointing at a half-removed folder is not.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise DeleteRefused(f"run {run_id} is not in the store any more")
+    if run["status"] == "running":
+        raise DeleteRefused(f"run {run_id} is running: stop it first")
+    jobs = store.eval_jobs(run_id)
+    busy = [j["id"] for j in jobs if j["status"] == "running"]
+    if busy:
+        raise DeleteRefused(f"an evaluation of run {run_id} is running ({', '.join(busy)}): "
+                            "let it finish or stop it first")
+    store.delete_run(run_id)
+    removed = False
+    if files:
+        for r in (run, *jobs):
+            if inside_runs_root(r.get("run_dir"), runs_root):
+                shutil.rmtree(r["run_dir"])
+                removed = True
+    return removed
+
+
+class RunActions(Screen[None]):
+    """Clone, resume, delete, export and results for one run. Subclasses set ``services``.
+
+    Posts ``CloneRequested``, ``LiveRequested`` (a resumed run), ``ResultsRequested`` (for the app) and
+    ``RunDeleted`` (to itself, after a delete).
+    """
+
+    services: Services
+
+    def clone_run(self, run_id: str) -> None:
+        self.run_worker(lambda: self._clone(run_id), thread=True, group="run-action", exit_on_error=False)
+
+    def _clone(self, run_id: str) -> None:
+        with self.services.store() as store:
+            run = store.get_run(run_id)
+        if run is None:
+            raise DeleteRefused(f"run {run_id} is not in the store any more")
+        # Keys of an older schema are dropped, not fatal: the configure screen validates the rest.
+        known = set(RunConfig.field_names())
+        cfg = RunConfig.from_dict({k: v for k, v in (run.get("config") or {}).items() if k in known})
+        self.post_message(CloneRequested(cfg, run_id))
+
+    def resume_run(self, run: dict[str, Any]) -> None:
+        """Continue a stopped, failed or lost run from its latest checkpoint, as a new linked run."""
+        if run["status"] in ("running", "finished"):
+            self.notify(f"Run {run['id']} is {run['status']}: only a stopped, failed or lost run resumes.",
+                        severity="warning")
+            return
+        self.run_worker(lambda: self._resume(run["id"]), thread=True, group="run-action", exit_on_error=False)
+
+    def _resume(self, run_id: str) -> None:
+        with self.services.store() as store:
+            new = self.services.launcher.resume(store, run_id)
+        self.post_message(LiveRequested(new))
+
+    def delete_run_asked(self, run: dict[str, Any]) -> None:
+        if run["status"] == "running":
+            self.notify(f"Run {run['id']} is running: stop it before deleting it.", severity="warning")
+            return
+        allowed = inside_runs_root(run.get("run_dir"), self.services.runs_root)
+
+        def done(files: bool | None) -> None:
+            if files is not None:
+                self.run_worker(lambda: self._delete(run["id"], files), thread=True, group="run-action",
+                                exit_on_error=False)
+
+        def ask() -> None:  # the dialog names the eval jobs that go with the run: count them off the UI thread
+            with self.services.store() as store:
+                jobs = len(store.eval_jobs(run["id"]))
+            self.app.call_from_thread(self.app.push_screen, DeleteDialog(
+                run["id"], run.get("name") or run["id"], run.get("run_dir"), allowed, jobs), done)
+
+        self.run_worker(ask, thread=True, group="run-action", exit_on_error=False)
+
+    def _delete(self, run_id: str, files: bool) -> None:
+        with self.services.store() as store:
+            removed = delete_run(store, run_id, self.services.runs_root, files)
+        self.post_message(RunDeleted(run_id, removed))
+
+    def export_run_asked(self, run_id: str) -> None:
+        def done(path: str | None) -> None:
+            if path:
+                self.run_worker(lambda: self._export_run(run_id, path), thread=True, group="run-action",
+                                exit_on_error=False)
+
+        self.app.push_screen(ExportDialog(f"Export run {run_id}", f"./{run_id}.csv"), done)
+
+    def _export_run(self, run_id: str, path: str) -> None:
+        with self.services.store() as store:
+            run = store.get_run(run_id)
+            if run is None:
+                raise DeleteRefused(f"run {run_id} is not in the store any more")
+            written = export_run(store, run, path)
+        self.app.call_from_thread(self.notify, f"Wrote {written}", title="Export")
+
+    def open_results(self, run_id: str) -> None:
+        self.post_message(ResultsRequested(run_id))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            err = event.worker.error
+            self.notify(str(err) or type(err).__name__, severity="error", markup=False)
+            event.stop()  # said here, in the user's words; the app need not say it again

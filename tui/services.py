@@ -1,0 +1,109 @@
+"""What the dashboard's screens work with, in one injected object (memray's ``TUIApp(reader, ...)`` habit).
+
+``Gpt2App`` builds one ``Services`` (from its constructor keywords, or takes one whole) and hands it to
+every screen it opens; a screen never reaches into the app for the store, the launcher or the clock.
+Tests build the same object around fakes (``tui.testing.fake_services``) or around a store path alone
+(``Services.for_store``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from core.launch import runs_root_for
+from core.store import Store, default_db_path
+from tui.evaljobs import CoreEvalLauncher, EvalLauncher
+from tui.launcher import Launcher, ProcessLauncher
+
+if TYPE_CHECKING:  # kept out of the import path to the first frame
+    from core.devices import DeviceReport, ProcStat
+    from tui.messages import DeviceSample
+
+# Readings kept for a live screen opened later (~2 minutes at 1 Hz; the device panel's sparkline length).
+DEVICE_HISTORY = 120
+
+
+class DeviceSource(Protocol):
+    """core.devices.DeviceSampler, or a scripted one (tui.testing.FakeSampler)."""
+
+    def sample(self) -> DeviceReport | None:
+        """One reading; None when a scripted source has run out (the sampling worker then stops)."""
+        ...
+
+    def process_stats(self, pids: list[int]) -> list[ProcStat]: ...
+
+
+def real_sampler() -> DeviceSource:
+    # Imported when sampling starts, after the first frame: NVML and psutil are not needed to draw it.
+    from core.devices import DeviceSampler
+
+    return DeviceSampler()
+
+
+class DeviceFeed:
+    """The device readings the app takes, shared with its screens: the latest one, the last two minutes
+    (a live screen opened now starts with history in its sparklines) and the runs whose processes are
+    sampled along with the devices."""
+
+    def __init__(self, keep: int = DEVICE_HISTORY):
+        self.latest: DeviceSample | None = None
+        self.history: deque[DeviceSample] = deque(maxlen=keep)
+        self.watched: dict[str, dict[str, Any]] = {}
+
+    def add(self, sample: DeviceSample) -> None:
+        self.latest = sample
+        self.history.append(sample)
+
+    def watch(self, run: dict[str, Any]) -> None:
+        """Sample this run's processes (CPU, RSS) along with the devices."""
+        self.watched[run["id"]] = run
+
+    def unwatch(self, run_id: str) -> None:
+        self.watched.pop(run_id, None)
+
+
+@dataclass
+class Services:
+    store_path: Path
+    runs_root: Path  # where launches put run folders (runs/ beside the store)
+    launcher: Launcher  # start, resume, stop, reconcile, list processes
+    eval_launcher: EvalLauncher = field(default_factory=CoreEvalLauncher)
+    clock: Callable[[], float] = time.time
+    sampler_factory: Callable[[], DeviceSource] = real_sampler
+    poll_interval: float = 0.5  # how often a live screen looks at its run's files when it is not behind
+    sample_interval: float = 1.0  # device readings
+    devices: DeviceFeed = field(default_factory=DeviceFeed)
+
+    @classmethod
+    def for_store(cls, store_path: str | Path | None = None, *, runs_root: Path | None = None,
+                  launcher: Launcher | None = None, eval_launcher: EvalLauncher | None = None,
+                  clock: Callable[[], float] = time.time, sampler: DeviceSource | None = None,
+                  poll_interval: float = 0.5, sample_interval: float = 1.0) -> Services:
+        """The real services around one store (``None``: ./runs.db or $GPT2_TUI_DB); any part replaceable."""
+        path = Path(store_path) if store_path is not None else default_db_path()
+        return cls(store_path=path, runs_root=runs_root or runs_root_for(path),
+                   launcher=launcher if launcher is not None else ProcessLauncher(),
+                   eval_launcher=eval_launcher if eval_launcher is not None else CoreEvalLauncher(),
+                   clock=clock, sampler_factory=real_sampler if sampler is None else (lambda: sampler),
+                   poll_interval=poll_interval, sample_interval=sample_interval)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """A Store for this thread only (sqlite connections are per thread here)."""
+        store = Store(self.store_path)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def as_services(services: Services | str | Path) -> Services:
+    """A screen's ``services`` argument: the object itself, or a store path as shorthand for
+    ``Services.for_store(path)`` (a screen shown on its own, e.g. by a benchmark)."""
+    return services if isinstance(services, Services) else Services.for_store(services)

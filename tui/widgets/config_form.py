@@ -16,10 +16,10 @@ from textual.message import Message
 from textual.suggester import SuggestFromList
 from textual.widgets import Checkbox, Input, Label, Static
 
-from core.config import REFERENCE_MODEL, TINY_MODEL, RunConfig
+from core.config import GROUP_TITLES, REFERENCE_MODEL, TINY_MODEL, RunConfig
 
-GROUPS = {"model": "Model & data", "optim": "Optimisation", "schedule": "Schedule & checkpoints",
-          "devices": "Devices", "compat": "PaddleNLP compatibility"}
+# The CLI's group titles (core.config.GROUP_TITLES), capitalised as headings.
+GROUPS = {key: title[:1].upper() + title[1:] for key, title in GROUP_TITLES.items()}
 SUGGESTIONS = {
     "model_name_or_path": lambda: [REFERENCE_MODEL, "gpt2-en", TINY_MODEL],  # core.models.known_models()
     "data_dir": lambda: ["sample", "glue"],

@@ -90,8 +90,8 @@ def parse_command(text: str) -> Parsed:
     tokens = _split(text)
     env: dict[str, str] = {}
     while tokens and _ENV.match(tokens[0]):
-        name, _, value = tokens.pop(0).partition("=")
-        env[name] = value
+        var, _, assigned = tokens.pop(0).partition("=")
+        env[var] = assigned
     # The interpreter and `-m paddle.distributed.launch` with its own flags, up to the script.
     launch: list[tuple[str, str | None, str]] = []
     if tokens and re.fullmatch(r"(\S*/)?python[0-9.]*", tokens[0]):

@@ -84,9 +84,11 @@ def parameter_count(name: str) -> int | None:
     arch = models.CONFIGS.get(name)
     if arch is None:
         return None
-    h, layers = int(arch["hidden_size"]), int(arch["num_hidden_layers"])
-    ffn, vocab = int(arch["intermediate_size"]), int(arch["vocab_size"])
-    pos = int(arch["max_position_embeddings"])
+    def size(key: str) -> int:
+        return int(str(arch[key]))
+
+    h, layers = size("hidden_size"), size("num_hidden_layers")
+    ffn, vocab, pos = size("intermediate_size"), size("vocab_size"), size("max_position_embeddings")
     per_layer = 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h  # attention, MLP, two layer norms
     return layers * per_layer + (vocab + pos) * h + 2 * h + 2 * h
 

@@ -5,59 +5,17 @@ worker with that thread's own Store.
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
 from typing import Any
 
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from core.config import RunConfig
+from core.control import DeleteRefused, delete, inside_runs_root
 from core.export import export_run
-from core.store import Store
 from tui.messages import CloneRequested, LiveRequested, ResultsRequested, RunDeleted
 from tui.screens.dialogs import DeleteDialog, ExportDialog
 from tui.services import Services
-
-
-class DeleteRefused(Exception):
-    """The run cannot be deleted (it is running, or gone); the message says why."""
-
-
-def inside_runs_root(run_dir: str | Path | None, runs_root: Path) -> bool:
-    """True when ``run_dir`` resolves to a folder strictly inside the runs root (symlinks followed)."""
-    if not run_dir:
-        return False
-    d = Path(run_dir).resolve()
-    root = runs_root.resolve()
-    return d != root and d.is_relative_to(root) and d.is_dir()
-
-
-def delete_run(store: Store, run_id: str, runs_root: Path, files: bool) -> bool:
-    """Remove the run and the eval jobs of its checkpoints from the store and, when ``files``, their
-    folders (only those inside the runs root).
-
-    Returns whether files were removed. The rows go first: a folder left behind by a failed removal is
-    harmless, a row pointing at a half-removed folder is not.
-    """
-    run = store.get_run(run_id)
-    if run is None:
-        raise DeleteRefused(f"run {run_id} is not in the store any more")
-    if run["status"] == "running":
-        raise DeleteRefused(f"run {run_id} is running: stop it first")
-    jobs = store.eval_jobs(run_id)
-    busy = [j["id"] for j in jobs if j["status"] == "running"]
-    if busy:
-        raise DeleteRefused(f"an evaluation of run {run_id} is running ({', '.join(busy)}): "
-                            "let it finish or stop it first")
-    store.delete_run(run_id)
-    removed = False
-    if files:
-        for r in (run, *jobs):
-            if inside_runs_root(r.get("run_dir"), runs_root):
-                shutil.rmtree(r["run_dir"])
-                removed = True
-    return removed
 
 
 class RunActions(Screen[None]):
@@ -116,7 +74,7 @@ class RunActions(Screen[None]):
 
     def _delete(self, run_id: str, files: bool) -> None:
         with self.services.store() as store:
-            removed = delete_run(store, run_id, self.services.runs_root, files)
+            removed = delete(store, run_id, files=files, runs_root=self.services.runs_root)
         self.post_message(RunDeleted(run_id, removed))
 
     def export_run_asked(self, run_id: str) -> None:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core import cli_interop
 from core.config import PRESETS, ConfigError, RunConfig, load_toml
 from core.export import ExportError, run_record, run_text, runs_table, to_json, write_text
 from core.store import DB_ENV, Store, StoreError, default_db_path
@@ -72,10 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--grace", type=float, default=60.0, help="seconds to wait for the graceful stop")
     st.add_argument("--json", action="store_true")
 
-    e = sub.add_parser("export", help="a run's metrics, evals and checkpoints as CSV or JSON")
+    e = sub.add_parser("export", help="a run's metrics, evals and checkpoints as CSV, JSON or VisualDL logs")
     e.add_argument("run")
-    e.add_argument("--format", choices=["csv", "json"], default="json")
-    e.add_argument("-o", "--output", help="file to write (default: standard output)")
+    e.add_argument("--format", choices=["csv", "json", "visualdl"], default="json")
+    e.add_argument("-o", "--output", help="file to write (default: standard output); a folder for visualdl")
 
     at = sub.add_parser("attach", help="open the dashboard on a run's live screen")
     at.add_argument("run", help="run id, id prefix, name or 'last'")
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("devices", help="list accelerators and CPU (without importing paddle)")
     d.add_argument("--json", action="store_true")
+    cli_interop.add_parsers(sub)
     return p
 
 
@@ -346,6 +348,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "visualdl":
+        return cli_interop.cmd_export_visualdl(args)
     store = open_store(args)
     run = need_run(store, args.run)
     text = run_text(run_record(store, run), args.format)
@@ -418,7 +422,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "stop": cmd_stop, "export": cmd_export,
-            "eval": cmd_eval, "devices": cmd_devices}
+            "eval": cmd_eval, "devices": cmd_devices, "import": cli_interop.cmd_import}
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -9,9 +9,9 @@ The formats, as the code of paddlenlp 2.8.1 and run_glue print them:
   its logger's ``[time] [ INFO] - `` prefix): ``loss: 0.68, learning_rate: 0.000375, global_step: 1,
   interval_runtime: 0.28, interval_samples_per_second: 14.2, interval_steps_per_second: 3.5,
   progress_or_epoch: 0.25``; evaluations ``eval_loss: ..., eval_accuracy: ..., eval_runtime: ...`` carry no
-  step (the parser takes the last step seen); ``Num examples = N`` after ``***** Running training *****``
-  or ``***** Running Evaluation *****`` and ``Total optimization steps = N`` fill samples_per_epoch, an
-  eval's n and total_steps.
+  step (the parser takes the last step seen); ``Saving model checkpoint to .../checkpoint-N`` is a
+  checkpoint; ``Num examples = N`` after ``***** Running training *****`` or ``***** Running Evaluation
+  *****`` and ``Total optimization steps = N`` fill samples_per_epoch, an eval's n and total_steps.
 - run_glue: ``global step %d/%d, epoch: %d, batch: %d, rank_id: %s, loss: %f, lr: %.10f, speed: %.4f
   step/s`` (some copies print ``s/step``, or append ``avg_ips: %.4f sequences/sec``) and ``eval loss: %f,
   acc: %s, `` — printed with ``end=''``, so ``eval done total : %s s`` often follows on the same line.
@@ -34,6 +34,8 @@ GLUE_STEP = re.compile(
 GLUE_EVAL = re.compile(r"eval loss: (?P<loss>\S+?), acc: (?P<acc>[^,\s]+)")
 NUM_EXAMPLES = re.compile(r"^\s*Num examples = (?P<n>[\d,]+)")
 ARG_LINE = re.compile(r"^(?P<key>[A-Za-z_]\w*)\s*:\s?(?P<value>.*)$")
+SAVING = re.compile(r"Saving model checkpoint to (?P<path>\S*?checkpoint-(?P<step>\d+))/?\s*$")
+LOADING = re.compile(r"Loading (?:weights|configuration) file (?P<dir>\S+)/(?:model_state\.pdparams|config\.json)\s*$")
 TOTAL_STEPS = re.compile(r"^\s*Total optimization steps = (?P<n>[\d,]+)")
 LEVELS = {"DEBUG": "debug", "INFO": "info", "TRAIN": "info", "EVAL": "info", "WARNING": "warning",
           "ERROR": "error", "CRITICAL": "error"}
@@ -70,6 +72,8 @@ class LogParser:
         # The Trainer prints its TrainingArguments ("Training Configuration Arguments", a "name : value"
         # line each) before it trains: the run's configuration, as text.
         self.args: dict[str, str] = {}
+        self.model_dir: str | None = None  # the first model folder the log says it loaded
+        self.completed = False  # the Trainer said "Training completed", or run_glue reached its last step
 
     def feed(self, line: str) -> dict[str, Any] | None:
         text = ANSI.sub("", line).replace("\r", "").rstrip("\n").rstrip()
@@ -88,6 +92,9 @@ class LogParser:
         ev = self._glue(body) or self._trainer(body)
         if ev is not None:
             return ev
+        m = SAVING.search(body)
+        if m:
+            return {"type": "checkpoint", "step": int(m.group("step")), "path": m.group("path")}
         self._note(body)
         return {"type": "log", "level": level, "text": text}
 
@@ -98,6 +105,7 @@ class LogParser:
             step = int(m.group("step"))
             self.last_step = step
             self.total_steps = int(m.group("total"))
+            self.completed = step >= self.total_steps
             speed = number(m.group("speed"))
             step_time = None
             if speed:
@@ -120,6 +128,8 @@ class LogParser:
             return None
         if "loss" in kv and ("global_step" in kv or "learning_rate" in kv):
             return self.step_event(kv)
+        if "train_runtime" in kv:
+            self.completed = True
         if any(k.startswith("eval_") for k in kv) and ("eval_loss" in kv or "eval_accuracy" in kv):
             return self.eval_event(kv)
         return None
@@ -146,6 +156,11 @@ class LogParser:
 
     def _note(self, body: str) -> None:
         """Totals the Trainer prints before it trains or evaluates."""
+        m = LOADING.search(body)
+        if m and self.model_dir is None:
+            self.model_dir = m.group("dir")
+        if body.strip() == "Training completed.":
+            self.completed = True
         if "Configuration Arguments" in body:
             self._section = "args"
         elif self._section == "args" and (m := ARG_LINE.match(body.strip())):

@@ -33,7 +33,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
 
-    import numpy as np
     import paddle
     from paddlenlp.trainer import Trainer, TrainingArguments
     from paddlenlp.trainer.integrations import VisualDLCallback
@@ -50,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
             self.items = []
             for text, label in data:
                 ids = tok(text)["input_ids"][:32]
-                self.items.append({"input_ids": np.array(ids + [eos] * (32 - len(ids)), dtype="int64"),
-                                   "labels": np.array(label, dtype="int64")})
+                # Python lists: the Trainer's DataCollatorWithPadding (it has a tokenizer) refuses numpy arrays,
+                # and an error in paddle's loader thread hangs the loop instead of raising.
+                self.items.append({"input_ids": ids + [eos] * (32 - len(ids)), "labels": label})
 
         def __getitem__(self, i):  # type: ignore[no-untyped-def]
             return self.items[i]
@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         learning_rate=5e-4, seed=7, report_to=[], logging_dir=str(Path(a.output_dir) / "vdl"),
         disable_tqdm=True, device="cpu", do_train=True, do_eval=True, dataloader_num_workers=0,
     )
+    # With the tokenizer, every checkpoint is a loadable model folder (as run_glue's are).
     trainer = Trainer(model=model, args=args, train_dataset=Rows(rows(DATA / "train.tsv", a.rows)),
-                      eval_dataset=Rows(rows(DATA / "dev.tsv", a.rows)), compute_metrics=accuracy, callbacks=[VisualDL()])
+                      eval_dataset=Rows(rows(DATA / "dev.tsv", a.rows)), compute_metrics=accuracy,
+                      callbacks=[VisualDL()], tokenizer=tok)
     result = trainer.train()
     trainer.save_model()
     trainer.log_metrics("train", result.metrics)

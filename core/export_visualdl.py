@@ -44,8 +44,8 @@ def write_visualdl(store: Store, run: dict[str, Any], out_dir: str | os.PathLike
         raise ExportError(f"{out} is a file; --format visualdl writes into a folder (-o DIR)")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ExportError(f"{out}: cannot create it ({e.strerror or e})") from None
+    except OSError as err:
+        raise ExportError(f"{out}: cannot create it ({err.strerror or err})") from None
     tmp = Path(tempfile.mkdtemp(prefix=".vdl-export.", dir=out))
     try:
         with contextlib.redirect_stdout(io.StringIO()):

@@ -72,9 +72,10 @@ def read_vdl(p: Path) -> Imported:
         raise SourceError(f"{p}: no loss or accuracy scalars among its tags ({', '.join(sorted(tags)) or 'none'}); "
                           f"expected PaddleNLP's train/loss, eval/accuracy or plain loss / acc")
     body: list[dict[str, Any]] = []
-    steps = sorted(set(step_cols["loss"]) | set(eval_cols["accuracy"]) | set(eval_cols["loss"]))
-    for step in steps:
-        if step in step_cols["loss"]:
+    # A step whose loss was not finite has no loss scalar but still its learning rate and throughput.
+    logged = set(step_cols["loss"]) | set(step_cols["lr"]) | set(step_cols["samples_per_s"])
+    for step in sorted(logged | set(eval_cols["accuracy"]) | set(eval_cols["loss"])):
+        if step in logged:
             t = max(col[step][0] for col in step_cols.values() if step in col)
             sps = step_cols["steps_per_s"].get(step, (0, None))[1]
             body.append({"type": "step", "step": step, "t": t, "step_time": 1.0 / sps if sps else None,

@@ -422,7 +422,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "stop": cmd_stop, "export": cmd_export,
-            "eval": cmd_eval, "devices": cmd_devices, "import": cli_interop.cmd_import}
+            "eval": cmd_eval, "devices": cmd_devices, "import": cli_interop.cmd_import,
+            "watch": cli_interop.cmd_watch}
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

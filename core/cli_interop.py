@@ -1,4 +1,4 @@
-"""The subcommands that bring other tools' runs in and ours out: ``import`` and ``export --format visualdl``.
+"""Other tools' runs in, ours out: ``import``, ``watch`` and ``export --format visualdl``.
 
 Kept out of core/cli.py, which only registers them (``add_parsers``) and dispatches. Nothing heavy is
 imported until a command runs: ``gpt2-tui --help`` stays cheap and never loads visualdl or paddle.
@@ -24,6 +24,17 @@ def add_parsers(sub: Any) -> None:
     im.add_argument("--model_name_or_path", help="the model the run fine-tuned, when the source does not say")
     im.add_argument("--data_dir", help="the SST-2 folder it trained on (what `eval` evaluates on by default)")
     im.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+    w = sub.add_parser(
+        "watch", help="run any training command as a recorded run: gpt2-tui watch -- python run_glue.py ...",
+        description="Run a training command (a PaddleNLP script, a paddle.distributed.launch line) under "
+                    "gpt2-tui's supervisor, in its own process group and run folder, recorded as a run. A "
+                    "script that uses PaddleNLP's Trainer reports through an injected callback (and stops "
+                    "with a checkpoint on `gpt2-tui stop`); any other is read from its log lines.")
+    w.add_argument("--run_name", help="name for the run (default: the command)")
+    w.add_argument("--detach", action="store_true", help="start it and return; prints the run id last")
+    # dest "argv": "command" is the subcommand's own dest.
+    w.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the command and its arguments")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -51,6 +62,38 @@ def cmd_import(args: argparse.Namespace) -> int:
     else:
         print(run["id"])
     return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    import os
+    import shlex
+
+    from core import launch
+    from core.cli import UserError, follow_run, open_store
+    from core.config import RunConfig
+
+    cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not cmd:
+        raise UserError("watch needs the command to run after --, e.g. gpt2-tui watch -- python run_glue.py ...")
+    store = open_store(args)
+    root = launch.runs_root_for(store.path)
+    run_id = launch.new_run_id()
+    run_dir = launch.make_run_dir(root, run_id)
+    name = args.run_name or shlex.join(cmd)[:80]
+    argv = [sys.executable, "-m", "core.watch", str(run_dir), "--cwd", os.getcwd(), "--", *cmd]
+    # Not "cpu": the user's environment goes to the command as it is (CUDA_VISIBLE_DEVICES included).
+    prep = launch.Prepared(run_id=run_id, run_dir=run_dir, cfg=RunConfig(run_name=name), argv=argv,
+                           env=launch.launch_env("watch"), model_dir="", data_dir="", output_dir=os.getcwd(),
+                           devices="", nprocs=1)
+    # The row says what is known: the command, not a RunConfig's defaults for a model it may not use.
+    run = launch.spawn(store, prep, extra={"config": {"run_name": name}, "model": None, "devices": None,
+                                           "world_size": None, "command": cmd})
+    print(f"run {run['id']}: {shlex.join(cmd)}\n  folder {run_dir} (output in launcher.log)", file=sys.stderr)
+    if args.detach:
+        print(run["id"])
+        return 0
+    status = follow_run(store, run["id"])
+    return 0 if status in ("finished", "stopped", "detached") else 1
 
 
 def cmd_export_visualdl(args: argparse.Namespace) -> int:

@@ -111,3 +111,28 @@ def test_a_script_that_uses_paddlenlps_trainer(tmp_path):
         (h["step"], h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
     assert [(c["step"], c["path"]) for c in store.checkpoints(run["id"])] == [
         (2, str(out / "checkpoint-2")), (4, str(out / "checkpoint-4"))]
+
+
+@pytest.mark.slow
+def test_stop_a_watched_trainer_saves_a_checkpoint(tmp_path):
+    db = tmp_path / "runs.db"
+    out = tmp_path / "out"
+    p = gpt2_tui("--db", str(db), "watch", "--detach", "--", sys.executable, str(HERE / "paddlenlp_run.py"),
+                 str(out), "--max_steps", "100000", cwd=tmp_path, timeout=60, env={"OMP_NUM_THREADS": "1"})
+    assert p.returncode == 0, p.stderr
+    run_id = p.stdout.strip().splitlines()[-1]
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if any(e["type"] == "step" for e in read_all(tmp_path / "runs" / run_id / "events.jsonl")):
+            break
+        time.sleep(0.5)
+    # The callback sees the stop file at the next step: the Trainer saves, then stops, before any signal.
+    p = gpt2_tui("--db", str(db), "stop", run_id, "--grace", "120", "--json", cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["status"] == "stopped"
+    store = Store(db)
+    run = store.get_run(run_id)
+    assert run["exit_code"] == 0  # it ended on its own, not by SIGTERM
+    last = store.checkpoints(run_id)[-1]
+    assert (out / f"checkpoint-{last['step']}" / "model_state.pdparams").is_file()
+    assert last["step"] == max(m["step"] for m in store.metrics(run_id))

@@ -3,6 +3,7 @@
 import json
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import gpt2_tui
@@ -10,7 +11,7 @@ from conftest import gpt2_tui
 from core.events import read_all
 from core.store import Store
 
-HERE = __import__("pathlib").Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent
 
 # A script that only prints, with run_glue's own format strings.
 GLUE = '''
@@ -136,3 +137,16 @@ def test_stop_a_watched_trainer_saves_a_checkpoint(tmp_path):
     last = store.checkpoints(run_id)[-1]
     assert (out / f"checkpoint-{last['step']}" / "model_state.pdparams").is_file()
     assert last["step"] == max(m["step"] for m in store.metrics(run_id))
+
+
+@pytest.mark.slow
+def test_a_paddle_launch_line(tmp_path, monkeypatch):
+    # paddle's launcher echoes rank 0's output: the lines reach the run as from a plain script.
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # set, it kills CPU workers (DESIGN.md)
+    db = tmp_path / "runs.db"
+    p = gpt2_tui("--db", str(db), "watch", "--", sys.executable, "-m", "paddle.distributed.launch",
+                 "--nproc_per_node", "1", script(tmp_path), "3", "0", cwd=tmp_path, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    store, run = the_run(db)
+    assert run["status"] == "finished"
+    assert [r["step"] for r in store.metrics(run["id"])] == [1, 2, 3]

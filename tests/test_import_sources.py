@@ -91,3 +91,22 @@ def test_training_args_bin_is_read_without_running_it(tmp_path):
     assert out["learning_rate"] == 3e-5
     with pytest.raises(ValueError, match="not a readable pickle"):
         load_plain(b"\x80\x04garbage")
+
+
+def test_two_imports_of_one_source_at_once(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import BIN
+
+    log = run_glue_log(tmp_path / "glue.log")
+    exe = [str(BIN)] if BIN.exists() else [sys.executable, "-m", "core.cli"]
+    procs = [subprocess.Popen([*exe, "--db", str(tmp_path / "runs.db"), "import", str(log)], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1] for o in outs]
+    assert len({o[0].strip() for o in outs}) == 1
+    store = Store(tmp_path / "runs.db")
+    (run,) = store.list_runs()
+    assert [m["step"] for m in store.metrics(run["id"])] == [1, 2, 3, 4, 5, 6]
+    assert [d.name for d in (tmp_path / "runs").iterdir()] == [run["id"]]

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name
     run_dir = runs_root / src.run_id
     if run_dir.exists():
         # Left by a run deleted from the store without its folder: the folder is ours, derived from the source.
-        shutil.rmtree(run_dir)
+        shutil.rmtree(run_dir, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{src.run_id}.", dir=runs_root))
     try:
         write_events(tmp / "events.jsonl", src.events)
@@ -153,6 +154,12 @@ def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name
         (tmp / "source.json").write_text(json.dumps({"kind": src.kind, "path": str(src.path),
                                                      "fingerprint": src.fingerprint}, indent=2))
         os.replace(tmp, run_dir)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        done = store.get_run(src.run_id)
+        if done is not None:  # a second `import` of the same source finished first
+            return done, False
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -164,6 +171,15 @@ def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name
     }
     try:
         store.create_run(row)
+    except sqlite3.IntegrityError:
+        done = store.get_run(src.run_id)
+        if done is not None:  # the same import, concurrently: its row and folder are the same as ours
+            return done, False
+        raise
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    try:
         # The file ends with an end event: ingest makes the run finished (or stopped) in the same pass.
         sync_events(store, src.run_id)
     except BaseException:

@@ -70,7 +70,7 @@ def test_paddlenlp_output_folder(pnlp, tmp_path):
     only_run(db)
 
     # The imported checkpoints evaluate like our own (the results pane runs this).
-    p = gpt2_tui("--db", str(db), "eval", run["id"], "--checkpoint", "best", "--device", "cpu", "--json",
+    p = gpt2_tui("--db", str(db), "eval", run["id"], "--checkpoint", "2", "--device", "cpu", "--json",
                  cwd=tmp_path, timeout=400)
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads(p.stdout.strip().splitlines()[-1])

@@ -25,7 +25,7 @@ from typing import Any
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # PaddleNLP's logger: "[2026-12-02 16:50:44,851] [    INFO] - message"
-PNLP_PREFIX = re.compile(r"^\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d+)?)\]\s*\[\s*(?P<level>[A-Z]+)\]\s*-\s?")
+PNLP_PREFIX = re.compile(r"\[(?P<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:,\d+)?)\]\s*\[\s*(?P<level>[A-Z]+)\]\s*-\s?")
 KV = re.compile(r"(?P<key>[A-Za-z_][\w/]*): (?P<value>[^,]+?)\s*(?:,|$)")
 GLUE_STEP = re.compile(
     r"global step (?P<step>\d+)/(?P<total>\d+), epoch: (?P<epoch>\d+), batch: (?P<batch>\d+), rank_id: \S+?, "
@@ -81,7 +81,9 @@ class LogParser:
             return None
         level = "info"
         body = text
-        m = PNLP_PREFIX.match(text)
+        # search, not match: with its progress bar on, the Trainer's log line follows the bar's last redraw
+        # on the same line ("TrainProcess:  25%|##5 | 1/4 [...][2026-...] [ INFO] - loss: ...").
+        m = PNLP_PREFIX.search(text)
         if m:
             level = LEVELS.get(m.group("level"), "info")
             body = text[m.end():]

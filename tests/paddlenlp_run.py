@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("output_dir")
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--max_steps", type=int, default=4)
+    ap.add_argument("--tqdm", action="store_true", help="keep the Trainer's progress bar (off: cleaner logs)")
     a = ap.parse_args(argv)
     os.environ.pop("CUDA_VISIBLE_DEVICES", None)
 
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         output_dir=a.output_dir, max_steps=a.max_steps, logging_steps=1, save_steps=2,
         evaluation_strategy="steps", eval_steps=2, per_device_train_batch_size=4, per_device_eval_batch_size=8,
         learning_rate=5e-4, seed=7, report_to=[], logging_dir=str(Path(a.output_dir) / "vdl"),
-        disable_tqdm=True, device="cpu", do_train=True, do_eval=True, dataloader_num_workers=0,
+        disable_tqdm=not a.tqdm, device="cpu", do_train=True, do_eval=True, dataloader_num_workers=0,
     )
     # With the tokenizer, every checkpoint is a loadable model folder (as run_glue's are).
     trainer = Trainer(model=model, args=args, train_dataset=Rows(rows(DATA / "train.tsv", a.rows)),

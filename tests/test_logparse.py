@@ -95,3 +95,18 @@ def test_a_real_trainer_log(tmp_path_factory):
     logged = [h for h in history if "loss" in h]
     assert [e["loss"] for e in steps] == [h["loss"] for h in logged]
     assert [e["lr"] for e in steps] == [h["learning_rate"] for h in logged]
+
+
+def test_a_line_behind_the_trainers_progress_bar():
+    # With disable_tqdm off, the logger's line follows the bar's last redraw on the same line (seen in a real
+    # run of tests/paddlenlp_run.py --tqdm): the prefix is found where it is.
+    line = ("\rTrainProcess:   0%|          | 0/4 [00:00<?, ?it/s]\x1b[32m[2026-12-02 17:31:37,067] [    INFO]\x1b[0m"
+            " - loss: 0.65787566, learning_rate: 0.000375, global_step: 1, interval_runtime: 0.0652, "
+            "interval_samples_per_second: 61.3135, interval_steps_per_second: 15.3284, progress_or_epoch: 0.25\x1b[0m")
+    ev = LogParser().feed(line)
+    assert ev["type"] == "step" and ev["step"] == 1 and ev["samples_per_s"] == 61.3135
+    line = ("\rPredictProcess:   0%|          | 0/2 [00:00<?, ?it/s]\x1b[A\x1b[32m[2026-12-02 17:31:37,118] [    INFO]"
+            "\x1b[0m - eval_loss: 0.8432164192199707, eval_accuracy: 0.375, eval_runtime: 0.0265, "
+            "eval_samples_per_second: 604.372, eval_steps_per_second: 75.5465, progress_or_epoch: 0.5\x1b[0m")
+    ev = LogParser().feed(line)
+    assert ev["type"] == "eval" and ev["accuracy"] == 0.375

@@ -81,6 +81,8 @@ class Forwarder:
         except OSError:
             return
         end = len(data) if final else data.rfind(b"\n") + 1
+        if end == 0 and len(data) >= 16 << 20:
+            end = len(data)  # 16 MB without a newline (a progress bar redrawn with \r): never wait forever
         self.log_offset += end
         for raw in data[:end].splitlines():
             line = raw.decode("utf-8", "replace")

@@ -110,3 +110,13 @@ def test_two_imports_of_one_source_at_once(tmp_path):
     (run,) = store.list_runs()
     assert [m["step"] for m in store.metrics(run["id"])] == [1, 2, 3, 4, 5, 6]
     assert [d.name for d in (tmp_path / "runs").iterdir()] == [run["id"]]
+
+
+def test_a_launch_log_folder(tmp_path):
+    # paddle.distributed.launch's default log folder: rank 0's workerlog is the one with the metrics.
+    (tmp_path / "job" / "log").mkdir(parents=True)
+    run_glue_log(tmp_path / "job" / "log" / "workerlog.0")
+    (tmp_path / "job" / "log" / "workerlog.1").write_text("rank 1 prints nothing useful\n")
+    src = read_source(tmp_path / "job")
+    assert src.kind == "log" and src.path == (tmp_path / "job" / "log" / "workerlog.0").resolve()
+    assert [e["step"] for e in src.events if e["type"] == "step"] == [1, 2, 3, 4, 5, 6]

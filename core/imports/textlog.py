@@ -23,7 +23,8 @@ SUFFIXES = (".log", ".txt", ".out")
 
 def log_files(p: Path) -> list[Path]:
     """The log to read in a folder: paddle's workerlog.0 (rank 0 prints the metrics), else the only *.log."""
-    for cand in (p / "workerlog.0", p / "logs" / "workerlog.0"):
+    # paddle.distributed.launch writes log/ by default; gpt2-tui runs keep theirs in logs/.
+    for cand in (p / "workerlog.0", p / "log" / "workerlog.0", p / "logs" / "workerlog.0"):
         if cand.is_file():
             return [cand]
     found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix in SUFFIXES)

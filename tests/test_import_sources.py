@@ -120,3 +120,13 @@ def test_a_launch_log_folder(tmp_path):
     src = read_source(tmp_path / "job")
     assert src.kind == "log" and src.path == (tmp_path / "job" / "log" / "workerlog.0").resolve()
     assert [e["step"] for e in src.events if e["type"] == "step"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_import_again_after_the_run_was_deleted(tmp_path):
+    log = run_glue_log(tmp_path / "glue.log")
+    store = Store(tmp_path / "runs.db")
+    run, _ = import_run(store, log, tmp_path / "runs")
+    store.delete_run(run["id"])  # the dashboard's delete without "folders too": the folder stays
+    again, created = import_run(store, log, tmp_path / "runs")
+    assert created and again["id"] == run["id"] and again["status"] == "finished"
+    assert [m["step"] for m in store.metrics(run["id"])] == [1, 2, 3, 4, 5, 6]

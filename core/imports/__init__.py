@@ -144,25 +144,25 @@ def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name
     cfg = RunConfig.from_dict(cfg_values, source=str(src.path))
     runs_root.mkdir(parents=True, exist_ok=True, mode=0o700)
     run_dir = runs_root / src.run_id
-    if run_dir.exists():
-        # Left by a run deleted from the store without its folder: the folder is ours, derived from the source.
+    # A folder already there holds these same events (the id is the source's path and content): one left by
+    # a run deleted from the store, or a concurrent import of the same source. It is kept, not replaced, so
+    # a concurrent import never loses the file it is about to ingest.
+    if not (run_dir / "events.jsonl").is_file():
         shutil.rmtree(run_dir, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{src.run_id}.", dir=runs_root))
-    try:
-        write_events(tmp / "events.jsonl", src.events)
-        (tmp / "config.json").write_text(json.dumps(cfg_values, indent=2))
-        (tmp / "source.json").write_text(json.dumps({"kind": src.kind, "path": str(src.path),
-                                                     "fingerprint": src.fingerprint}, indent=2))
-        os.replace(tmp, run_dir)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        done = store.get_run(src.run_id)
-        if done is not None:  # a second `import` of the same source finished first
-            return done, False
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        tmp = Path(tempfile.mkdtemp(prefix=f".{src.run_id}.", dir=runs_root))
+        try:
+            write_events(tmp / "events.jsonl", src.events)
+            (tmp / "config.json").write_text(json.dumps(cfg_values, indent=2))
+            (tmp / "source.json").write_text(json.dumps({"kind": src.kind, "path": str(src.path),
+                                                         "fingerprint": src.fingerprint}, indent=2))
+            os.replace(tmp, run_dir)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (run_dir / "events.jsonl").is_file():  # not a concurrent import's folder: a real failure
+                raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     row = {
         "id": src.run_id, "kind": "train", "name": cfg.run_name or src.name, "status": "running",
         "created_at": src.start_t(), "config": cfg_values, "command": ["gpt2-tui", "import", str(src.path)],
@@ -174,7 +174,8 @@ def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name
     except sqlite3.IntegrityError:
         done = store.get_run(src.run_id)
         if done is not None:  # the same import, concurrently: its row and folder are the same as ours
-            return done, False
+            sync_events(store, src.run_id)  # idempotent: whichever process gets there first ingests
+            return store.get_run(src.run_id) or done, False
         raise
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)

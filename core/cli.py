@@ -11,6 +11,7 @@ import argparse
 import sqlite3
 import sys
 
+from core import cli_interop
 from core.cli_common import EXIT_USER_ERROR, UserError, add_db_flag, fmt_time, need_run, open_store
 from core.cli_eval import add_eval_parser, cmd_eval
 from core.cli_runs import add_parsers as add_run_parsers
@@ -57,11 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_parser(sub)
     add_run_parsers(sub)
     add_eval_parser(sub)
+    cli_interop.add_parsers(sub)
     return p
 
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "stop": cmd_stop, "export": cmd_export,
-            "eval": cmd_eval, "devices": cmd_devices}
+            "eval": cmd_eval, "devices": cmd_devices, "import": cli_interop.cmd_import,
+            "watch": cli_interop.cmd_watch}
 
 
 def user_errors() -> tuple[type[BaseException], ...]:

@@ -33,10 +33,10 @@ def add_parsers(sub: Any) -> None:
     st.add_argument("--grace", type=float, default=60.0, help="seconds to wait for the graceful stop")
     st.add_argument("--json", action="store_true")
 
-    e = sub.add_parser("export", help="a run's metrics, evals and checkpoints as CSV or JSON")
+    e = sub.add_parser("export", help="a run's metrics, evals and checkpoints as CSV, JSON or VisualDL logs")
     e.add_argument("run")
-    e.add_argument("--format", choices=["csv", "json"], default="json")
-    e.add_argument("-o", "--output", help="file to write (default: standard output)")
+    e.add_argument("--format", choices=["csv", "json", "visualdl"], default="json")
+    e.add_argument("-o", "--output", help="file to write (default: standard output); a folder for visualdl")
 
     at = sub.add_parser("attach", help="open the dashboard on a run's live screen")
     at.add_argument("run", help="run id, id prefix, name or 'last'")
@@ -137,6 +137,10 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "visualdl":
+        from core.cli_interop import cmd_export_visualdl
+
+        return cmd_export_visualdl(args)
     store = open_store(args)
     run = need_run(store, args.run)
     text = run_text(run_record(store, run), args.format)

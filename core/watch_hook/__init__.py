@@ -1,0 +1,1 @@
+"""Put on a watched command's PYTHONPATH by ``gpt2-tui watch``: its sitecustomize.py hooks PaddleNLP's Trainer."""

@@ -12,11 +12,13 @@ import os
 import sqlite3
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.config import PRESETS, ConfigError, RunConfig, load_toml
 from core.export import ExportError, run_record, run_text, runs_table, to_json, write_text
+from core.records import RunRow
 from core.store import DB_ENV, Store, StoreError, default_db_path
 
 EXIT_USER_ERROR = 2
@@ -107,7 +109,7 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store(path)
 
 
-def need_run(store: Store, ref: str) -> dict[str, Any]:
+def need_run(store: Store, ref: str) -> RunRow:
     run = store.find_run(ref)
     if run is None:
         raise UserError(f"no run matches {ref!r}; `gpt2-tui runs` lists them")
@@ -258,7 +260,7 @@ def follow_run(store: Store, run_id: str, poll_s: float = 0.5) -> str:
                 return status
 
 
-def _report_end(run: dict[str, Any]) -> None:
+def _report_end(run: Mapping[str, Any]) -> None:
     msg = f"run {run['id']} {run['status']}"
     if run.get("exit_code") not in (None, 0):
         msg += f" (exit code {run['exit_code']})"

@@ -12,6 +12,7 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ class ExportError(ValueError):
     """The export cannot be written where asked; the message says why."""
 
 
-def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
+def run_record(store: Store, run: Mapping[str, Any]) -> dict[str, Any]:
     """One run with its steps, evals, checkpoints and summary (what `show --json` prints)."""
     rid = run["id"]
     steps = [{"step": m["step"], "epoch": m["epoch"], "loss": m["loss"], "lr": m["lr"],
@@ -74,7 +75,7 @@ def run_text(rec: dict[str, Any], fmt: str) -> str:
     return to_json(rec, indent=2) + "\n" if fmt == "json" else run_csv(rec)
 
 
-def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
+def duration_s(run: Mapping[str, Any], now: float | None = None) -> float | None:
     """Wall time from start to end; a running run counts up to ``now``."""
     start = run.get("started_at") or run.get("created_at")
     if start is None:
@@ -85,7 +86,7 @@ def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
     return None if end is None else max(0.0, float(end) - float(start))
 
 
-def table_row(store: Store, run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def table_row(store: Store, run: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
     s = store.summary(run["id"])
     return {"id": run["id"], "name": run["name"], "status": run["status"], "model": run["model"],
             "devices": run["devices"], "steps": s["last_step"], "total_steps": run["total_steps"],

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import psutil
 
 from core.config import RunConfig
 from core.procs import run_processes, signal_all
+from core.records import RunRow
 from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -124,7 +126,7 @@ def make_run_dir(root: Path, run_id: str) -> Path:
     return run_dir
 
 
-def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, Any] | None = None) -> RunRow:
     """Record the run, then start the supervisor in a new session; returns the stored run."""
     cfg = prep.cfg
     (prep.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -164,11 +166,11 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
 
 
 # ---------------------------------------------------------------------------- process checks
-def processes_of(run: dict[str, Any]) -> list[psutil.Process]:
+def processes_of(run: Mapping[str, Any]) -> list[psutil.Process]:
     return run_processes(run["run_dir"], pgid=run.get("pgid"), since=run.get("created_at") or 0)
 
 
-def supervisor_alive(run: dict[str, Any]) -> bool:
+def supervisor_alive(run: Mapping[str, Any]) -> bool:
     pid = run.get("pgid")
     if not pid:
         return False
@@ -180,7 +182,7 @@ def supervisor_alive(run: dict[str, Any]) -> bool:
         return False
 
 
-def request_stop(run: dict[str, Any]) -> None:
+def request_stop(run: Mapping[str, Any]) -> None:
     """Ask the trainer to save and stop at its next step (it polls this file)."""
     run_dir = Path(run["run_dir"])
     (run_dir / "stop").write_text(str(time.time()))
@@ -193,7 +195,7 @@ def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
         return None
 
 
-def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
+def wait_for_exit(run: Mapping[str, Any], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (read_exit(run["run_dir"]) is not None or not supervisor_alive(run)) and not processes_of(run):
@@ -202,7 +204,7 @@ def wait_for_exit(run: dict[str, Any], timeout: float) -> bool:
     return False
 
 
-def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
+def stop_run(store: Store, run: Mapping[str, Any], grace: float = STOP_GRACE_S) -> str:
     """Graceful first: the stop file, then SIGTERM to the whole group, then SIGKILL. Returns the status."""
     from core.reconcile import reconcile
 
@@ -366,7 +368,7 @@ def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]
     return out
 
 
-def resume_point(store: Store, ref_run: dict[str, Any]) -> tuple[dict[str, Any], RunConfig, str]:
+def resume_point(store: Store, ref_run: Mapping[str, Any]) -> tuple[RunRow, RunConfig, str]:
     """What `train --resume RUN` continues from: (the old run reconciled, its config, latest checkpoint)."""
     from core.reconcile import reconcile
 

@@ -12,6 +12,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ import psutil
 from core.follow import sync_events
 from core.launch import processes_of, read_exit, supervisor_alive
 from core.procs import end_processes
+from core.records import RunRow
 from core.store import Store
 from core.supervise import PEER_FAILURE_MARKERS
 
@@ -119,7 +121,7 @@ def failure_reason(run_dir: Path, ex: dict[str, Any] | None, note: str | None = 
     return msg
 
 
-def _launcher_alive(run: dict[str, Any], run_dir: Path) -> bool:
+def _launcher_alive(run: Mapping[str, Any], run_dir: Path) -> bool:
     """The supervisor's child (paddle's launcher, or an eval script) still runs, unsupervised."""
     try:
         pid = int(json.loads((run_dir / "supervisor.json").read_text())["launcher_pid"])
@@ -129,7 +131,7 @@ def _launcher_alive(run: dict[str, Any], run_dir: Path) -> bool:
         return False
 
 
-def _settle_after_end(store: Store, run: dict[str, Any], ex: dict[str, Any], stop_asked: bool) -> None:
+def _settle_after_end(store: Store, run: Mapping[str, Any], ex: dict[str, Any], stop_asked: bool) -> None:
     """The run already has a final status from its end event; now its exit status is known too.
 
     An end event does not tell the whole story: a rank whose launcher was SIGKILLed is ended by the
@@ -151,7 +153,7 @@ def _settle_after_end(store: Store, run: dict[str, Any], ex: dict[str, Any], sto
     store.update_run(run["id"], **fields)
 
 
-def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, Any]:
+def reconcile(store: Store, run_id: str, stopping: bool = False) -> RunRow:
     sync_events(store, run_id)
     run = store.get_run(run_id)
     if run is None:
@@ -201,5 +203,5 @@ def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, An
     return store.get_run(run_id) or run
 
 
-def reconcile_all(store: Store) -> list[dict[str, Any]]:
+def reconcile_all(store: Store) -> list[RunRow]:
     return [reconcile(store, r["id"]) for r in store.running_runs()]

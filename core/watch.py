@@ -76,4 +76,4 @@ class Watcher:
     def exited(self, run: RunRow | None = None) -> bool:
         """The run's supervisor recorded an exit status, or is gone: time to reconcile."""
         run = run or self.run()
-        return read_exit(run["run_dir"]) is not None or not supervisor_alive(run)  # type: ignore[arg-type]
+        return read_exit(run["run_dir"]) is not None or not supervisor_alive(run)

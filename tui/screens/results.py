@@ -449,5 +449,5 @@ def follow_job(store: Store, job: dict[str, Any], progress: Callable[[int, int |
                 break
         time.sleep(poll_s)
     if cancelled():
-        return store.get_run(job["id"]) or job  # type: ignore[return-value]
+        return store.get_run(job["id"]) or job
     return reconcile(store, job["id"])

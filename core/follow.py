@@ -31,6 +31,7 @@ def sync_events(store: Store, run_id: str) -> int:
         chunk = read_from(events_path(run), run["event_offset"] or 0)
         if chunk.offset == (run["event_offset"] or 0):
             return total
-        if store.ingest(run_id, run["event_offset"] or 0, chunk.offset, chunk.events, chunk.bad_lines):
+        if store.ingest(run_id, run["event_offset"] or 0, chunk.offset, chunk.events, chunk.bad_lines,
+                        validated=True):
             total += len(chunk.events)
     return total

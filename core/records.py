@@ -18,7 +18,6 @@ An invalid event is counted as a bad line, like a torn one, and skipped: never a
 from __future__ import annotations
 
 import types
-from collections.abc import Callable
 from typing import (
     Annotated,
     Any,
@@ -171,41 +170,33 @@ END_STATUSES = frozenset(get_args(Status))
 
 
 # ---------------------------------------------------------------------------- validation
-Check = Callable[[Any], bool]
+# Checks are exact-type lookups (``type(v) in types``), not isinstance calls: ingest validates every line
+# of a million-step file, and a bool is an int to isinstance but never a step number.
+NON_FINITE = frozenset({"nan", "inf", "-inf"})
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _check(tp: Any) -> tuple[Check, Any]:
-    """An isinstance-like check for an annotation, and the item schema of a list of records (or None)."""
+def _accepts(tp: Any) -> tuple[frozenset[type], frozenset[str], Any]:
+    """(exact types accepted, str values accepted besides, item schema of a list of records or None)."""
     origin = get_origin(tp)
-    if tp is int:
-        return _is_int, None
-    if tp is float:
-        return (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)), None
-    if tp is NonFinite:
-        return (lambda v: v in ("nan", "inf", "-inf")), None
-    if tp is str:
-        return (lambda v: isinstance(v, str)), None
-    if tp is bool:
-        return (lambda v: isinstance(v, bool)), None
     if tp is Any:
-        return (lambda v: True), None
-    if tp is type(None):
-        return (lambda v: v is None), None
+        return frozenset({int, float, str, bool, list, dict, type(None)}), frozenset(), None
+    if tp is NonFinite:
+        return frozenset(), NON_FINITE, None
+    if tp is float:
+        return frozenset({int, float}), frozenset(), None
+    if tp in (int, str, bool, type(None)):
+        return frozenset({tp}), frozenset(), None
     if origin is Literal:
-        allowed = frozenset(get_args(tp))
-        return (lambda v: isinstance(v, str) and v in allowed), None
+        return frozenset(), frozenset(get_args(tp)), None
     if origin is list:
         (item,) = get_args(tp) or (Any,)
-        return (lambda v: isinstance(v, list)), (_compile(item) if _is_typeddict(item) else None)
+        return frozenset({list}), frozenset(), (_compile(item) if _is_typeddict(item) else None)
     if origin is dict:
-        return (lambda v: isinstance(v, dict)), None
+        return frozenset({dict}), frozenset(), None
     if origin in (Union, types.UnionType):
-        checks = [_check(a)[0] for a in get_args(tp)]
-        return (lambda v: any(c(v) for c in checks)), None
+        parts = [_accepts(a) for a in get_args(tp)]
+        return (frozenset().union(*(p[0] for p in parts)), frozenset().union(*(p[1] for p in parts)),
+                next((p[2] for p in parts if p[2] is not None), None))
     raise TypeError(f"no check for {tp!r}")
 
 
@@ -214,7 +205,7 @@ def _is_typeddict(tp: Any) -> bool:
 
 
 class _Field:
-    __slots__ = ("name", "check", "items", "required", "key", "doc", "tp")
+    __slots__ = ("name", "types", "values", "items", "required", "key", "doc", "tp")
 
     def __init__(self, name: str, tp: Any, required: bool):
         meta: tuple[Any, ...] = ()
@@ -229,43 +220,56 @@ class _Field:
         self.name, self.tp, self.required = name, tp, required
         self.key = required or KEY in meta
         self.doc = " ".join(m for m in meta if isinstance(m, str) and m != KEY)
-        self.check, self.items = _check(tp)
+        self.types, self.values, self.items = _accepts(tp)
+
+    def accepts(self, v: Any) -> bool:
+        return type(v) in self.types or (type(v) is str and v in self.values)
 
 
-def _compile(cls: Any) -> dict[str, _Field]:
-    hints = get_type_hints(cls, include_extras=True)
-    return {n: _Field(n, tp, n in cls.__required_keys__) for n, tp in hints.items()}
+class _Schema:
+    def __init__(self, cls: Any):
+        hints = get_type_hints(cls, include_extras=True)
+        self.fields = {n: _Field(n, tp, n in cls.__required_keys__) for n, tp in hints.items()}
+        self.required = tuple(n for n, f in self.fields.items() if f.required)
 
 
-SCHEMAS: dict[str, dict[str, _Field]] = {t: _compile(c) for t, c in EVENT_CLASSES.items()}
+def _compile(cls: Any) -> _Schema:
+    return _Schema(cls)
 
 
-def _validate(schema: dict[str, _Field], d: dict[str, Any]) -> dict[str, Any] | None:
-    out: dict[str, Any] | None = None  # a copy, made only when something is dropped or rewritten
-    for f in schema.values():
-        if f.name not in d:
-            if f.required:
-                return None
+SCHEMAS: dict[str, _Schema] = {t: _compile(c) for t, c in EVENT_CLASSES.items()}
+
+
+def _validate(schema: _Schema, d: dict[str, Any]) -> dict[str, Any] | None:
+    for name in schema.required:
+        if name not in d:
+            return None
+    fields = schema.fields
+    drop: list[str] | None = None
+    fixed: dict[str, Any] | None = None
+    for k, v in d.items():
+        f = fields.get(k)
+        if f is None:  # a field this version does not know: kept as it is
             continue
-        v = d[f.name]
-        if not f.check(v):
-            if f.key:
-                return None
-            if out is None:
-                out = dict(d)
-            del out[f.name]
-        elif f.items is not None:
-            kept = [r for r in (_validate(f.items, x) if isinstance(x, dict) else None for x in v) if r is not None]
-            if len(kept) != len(v) or any(a is not b for a, b in zip(kept, v, strict=False)):
-                if out is None:
-                    out = dict(d)
-                out[f.name] = kept
-    return d if out is None else out
+        if type(v) in f.types or (type(v) is str and v in f.values):
+            if f.items is not None:
+                kept = [r for r in (_validate(f.items, x) if type(x) is dict else None for x in v) if r is not None]
+                if len(kept) != len(v) or any(a is not b for a, b in zip(kept, v, strict=False)):
+                    fixed = {**(fixed or {}), k: kept}
+        elif f.key:
+            return None
+        else:
+            drop = [*(drop or []), k]
+    if drop is None and fixed is None:
+        return d  # the common case: the same dict, no copy
+    out = {k: v for k, v in d.items() if not drop or k not in drop}
+    out.update(fixed or {})
+    return out
 
 
 def validate(ev: Any) -> Event | None:
     """The event as the schema allows it (odd optional fields dropped), or None when it is invalid."""
-    if not isinstance(ev, dict):
+    if type(ev) is not dict:
         return None
     schema = SCHEMAS.get(ev.get("type"))  # type: ignore[arg-type]
     if schema is None:
@@ -278,7 +282,7 @@ def describe() -> str:
     lines = []
     for typ, schema in SCHEMAS.items():
         lines.append(typ)
-        for f in schema.values():
+        for f in schema.fields.values():
             if f.name in ("v", "seq", "t", "type"):
                 continue
             tag = "required" if f.required else ("key" if f.key else "optional")

@@ -59,7 +59,8 @@ class Watcher:
         fed = False
         if stored == self.offset and chunk.offset > self.offset:
             # One read for both: this chunk is exactly what the store takes next (False: another got there).
-            fed = self.store.ingest(self.run_id, self.offset, chunk.offset, chunk.events, chunk.bad_lines)
+            fed = self.store.ingest(self.run_id, self.offset, chunk.offset, chunk.events, chunk.bad_lines,
+                                    validated=True)
         if not fed and stored != chunk.offset:
             sync_events(self.store, self.run_id)  # the store's own cursor is elsewhere: let it catch up
             fed = True

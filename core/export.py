@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.events import finite_or_text
+from core.records import Summary
 from core.store import Store
 
 FORMATS = ("csv", "json")
@@ -86,8 +87,9 @@ def duration_s(run: Mapping[str, Any], now: float | None = None) -> float | None
     return None if end is None else max(0.0, float(end) - float(start))
 
 
-def table_row(store: Store, run: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
-    s = store.summary(run["id"])
+def table_row(store: Store, run: Mapping[str, Any], now: float | None = None,
+              summary: Summary | None = None) -> dict[str, Any]:
+    s = summary or store.summary(run["id"])
     return {"id": run["id"], "name": run["name"], "status": run["status"], "model": run["model"],
             "devices": run["devices"], "steps": s["last_step"], "total_steps": run["total_steps"],
             "final_loss": s["final_loss"], "best_accuracy": s["best_accuracy"],
@@ -98,7 +100,9 @@ def table_row(store: Store, run: Mapping[str, Any], now: float | None = None) ->
 
 def runs_table(store: Store, status: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
     """Training runs, newest first, one summary row each (what `runs --json` prints)."""
-    return [table_row(store, r, now) for r in store.list_runs(status=status)]
+    runs = store.list_runs(status=status)
+    sums = store.summaries()  # one query for the whole table
+    return [table_row(store, r, now, sums.get(r["id"])) for r in runs]
 
 
 def table_text(rows: list[dict[str, Any]], fmt: str) -> str:

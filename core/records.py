@@ -336,6 +336,13 @@ class RunRow(TypedDict):
     eval_sha: str | None
     mode: str | None
     alerts: Any
+    # kept by ingest for the runs table (Store.summary): metrics rows, the last step and its loss, and the
+    # sum and count of the non-NULL samples/s (their mean is the table's)
+    metric_rows: int
+    last_step: int | None
+    final_loss: float | None
+    sps_sum: float
+    sps_n: int
 
 
 class CheckpointRow(TypedDict):

@@ -88,6 +88,7 @@ class IngestPart(StoreBase):
                     if ev.get("reason") and ev["status"] != "finished":
                         run_fields["error"] = ev.get("reason")
             if metrics:
+                self._fold_summary(run_id, metrics)
                 self.conn.executemany("INSERT OR REPLACE INTO metrics VALUES (?,?,?,?,?,?,?,?,?)", metrics)
             if logs:
                 self.conn.executemany("INSERT OR REPLACE INTO logs VALUES (?,?,?,?,?)", logs)
@@ -99,6 +100,32 @@ class IngestPart(StoreBase):
             self.conn.execute(f"UPDATE runs SET {sets}, bad_lines = bad_lines + ? WHERE id = ?",
                               [*run_fields.values(), bad_lines, run_id])
         return True
+
+    def _fold_summary(self, run_id: str, metrics: list[tuple[Any, ...]]) -> None:
+        """Keep the run row's metric_rows / last_step / final_loss / sps_sum / sps_n equal to what an
+        aggregate over its metrics rows would say, before this batch's rows go in.
+
+        A step written again (an elastic restart redoes the steps after its checkpoint; a replay) replaces
+        its row, so the rows it replaces are taken out first: one lookup over the batch's step range,
+        which for a live run (new steps beyond the last) finds nothing.
+        """
+        new = {m[1]: m for m in metrics}  # the last write of a step wins, as INSERT OR REPLACE does
+        lo, hi = min(new), max(new)
+        old = [r for r in self.conn.execute(
+            "SELECT step, samples_per_s FROM metrics WHERE run_id = ? AND step BETWEEN ? AND ?",
+            (run_id, lo, hi)) if r[0] in new]
+
+        def present(v: Any) -> bool:  # SQLite stores a NaN as NULL
+            return v is not None and v == v
+
+        d_sum = sum(m[5] for m in new.values() if present(m[5])) - sum(s for _, s in old if s is not None)
+        d_n = sum(1 for m in new.values() if present(m[5])) - sum(1 for _, s in old if s is not None)
+        loss = new[hi][3]
+        self.conn.execute(
+            "UPDATE runs SET metric_rows = metric_rows + ?, sps_sum = sps_sum + ?, sps_n = sps_n + ?,"
+            " final_loss = CASE WHEN last_step IS NULL OR ? >= last_step THEN ? ELSE final_loss END,"
+            " last_step = MAX(IFNULL(last_step, ?), ?) WHERE id = ?",
+            (len(new) - len(old), d_sum, d_n, hi, loss if present(loss) else None, hi, hi, run_id))
 
     def _insert_eval(self, run_id: str, ev: EvalEvent, eval_run_id: str | None = None) -> None:
         """A training eval is keyed by its step; an evaluation launched on a checkpoint by what it evaluated:

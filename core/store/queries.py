@@ -104,13 +104,28 @@ class QueriesPart(StoreBase):
 
     def summary(self, run_id: str) -> Summary:
         """Aggregates for the runs table: steps done, final loss, best accuracy, mean samples/s."""
-        m = self.conn.execute(
-            "SELECT COUNT(*), MAX(step), AVG(samples_per_s) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()
-        last = self.conn.execute(
-            "SELECT loss FROM metrics WHERE run_id = ? ORDER BY step DESC LIMIT 1", (run_id,)).fetchone()
-        best = self.conn.execute("SELECT MAX(accuracy) FROM evals WHERE run_id = ?", (run_id,)).fetchone()
-        return {"metric_rows": m[0], "last_step": m[1], "mean_samples_per_s": m[2],
-                "final_loss": last[0] if last else None, "best_accuracy": best[0]}
+        return self.summaries([run_id]).get(run_id) or Summary(
+            metric_rows=0, last_step=None, mean_samples_per_s=None, final_loss=None, best_accuracy=None)
+
+    def summaries(self, run_ids: list[str] | None = None) -> dict[str, Summary]:
+        """``summary`` of many runs (all when None) in one query: the metric numbers are kept on the run
+        rows by ingest, the best accuracy comes from the (small) evals table."""
+        where, args = "", []
+        if run_ids is not None:
+            where = f" WHERE r.id IN ({','.join('?' * len(run_ids))})"
+            args = list(run_ids)
+        rows = self.conn.execute(
+            "SELECT r.id, r.metric_rows, r.last_step, r.sps_sum, r.sps_n, r.final_loss, e.best FROM runs r"
+            " LEFT JOIN (SELECT run_id, MAX(accuracy) AS best FROM evals GROUP BY run_id) e ON e.run_id = r.id"
+            + where, args)
+        return {rid: Summary(metric_rows=n, last_step=last, mean_samples_per_s=total / k if k else None,
+                             final_loss=loss, best_accuracy=best)
+                for rid, n, last, total, k, loss, best in rows}
+
+    def data_version(self) -> int:
+        """A number that changes when another connection (a follower, the CLI) commits to the file: poll it
+        and reload only when it moved. This connection's own writes do not change it (SQLite's rule)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def scaling(self, run_id: str) -> dict[str, Any] | None:
         """samples/s per rank against the best 1-rank run of the same model (1.0 = perfect scaling)."""

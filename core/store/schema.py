@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APP_ID = "gpt2-tui"
 DB_ENV = "GPT2_TUI_DB"
 STATUSES = ("running", "finished", "failed", "stopped", "lost")
@@ -36,7 +36,8 @@ SCHEMA = [
         pgid INTEGER, launcher_pid INTEGER, exit_code INTEGER, error TEXT, versions TEXT,
         device_info TEXT, bad_lines INTEGER NOT NULL DEFAULT 0, event_offset INTEGER NOT NULL DEFAULT 0,
         resumed_from TEXT, parent_run TEXT, checkpoint TEXT, eval_path TEXT, eval_sha TEXT, mode TEXT,
-        alerts TEXT)""",
+        alerts TEXT, metric_rows INTEGER NOT NULL DEFAULT 0, last_step INTEGER, final_loss REAL,
+        sps_sum REAL NOT NULL DEFAULT 0, sps_n INTEGER NOT NULL DEFAULT 0)""",
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, loss REAL, lr REAL,
         samples_per_s REAL, tokens_per_s REAL, step_time REAL, t REAL,
@@ -63,6 +64,17 @@ SCHEMA = [
 MIGRATIONS: dict[int, list[str]] = {
     # save_total_limit deletes checkpoints: the row stays (its evals keep their folder name), marked gone.
     2: ["ALTER TABLE checkpoints ADD COLUMN deleted_at REAL"],
+    # The runs table's numbers kept on the run row by ingest (core.store.ingest), so listing 10,000 runs
+    # reads 10,000 rows, not every run's metrics (3 M rows: 1.9 s for `runs --json`, issue 14).
+    3: [*(f"ALTER TABLE runs ADD COLUMN {c}" for c in (
+            "metric_rows INTEGER NOT NULL DEFAULT 0", "last_step INTEGER", "final_loss REAL",
+            "sps_sum REAL NOT NULL DEFAULT 0", "sps_n INTEGER NOT NULL DEFAULT 0")),
+        """UPDATE runs SET
+            metric_rows = (SELECT COUNT(*) FROM metrics m WHERE m.run_id = runs.id),
+            last_step = (SELECT MAX(step) FROM metrics m WHERE m.run_id = runs.id),
+            final_loss = (SELECT loss FROM metrics m WHERE m.run_id = runs.id ORDER BY step DESC LIMIT 1),
+            sps_sum = IFNULL((SELECT SUM(samples_per_s) FROM metrics m WHERE m.run_id = runs.id), 0),
+            sps_n = (SELECT COUNT(samples_per_s) FROM metrics m WHERE m.run_id = runs.id)"""],
 }
 
 

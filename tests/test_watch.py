@@ -63,3 +63,24 @@ def test_exited_when_the_supervisor_left_an_exit_status(tmp_path):
     assert not w.exited()
     (run_dir / "exit.json").write_text('{"returncode": 0}')
     assert w.exited()
+
+
+def test_the_shared_fold_gives_the_cli_line_and_the_live_state_the_same_numbers(tmp_path):
+    from core.progress import RunProgress
+    from tui.runstate import RunState
+
+    store, run_dir = make_run(tmp_path, n_steps=10)
+    with EventWriter(run_dir / "events.jsonl") as w:
+        w.emit("eval", step=10, accuracy=0.75, n=8)
+        w.emit("checkpoint", step=5, path="/c/checkpoint-5")
+        w.emit("checkpoint", step=10, path="/c/checkpoint-10")
+        w.emit("checkpoint_deleted", step=5, path="/c/checkpoint-5")
+    events = Watcher(store, "r1").poll().events
+    prog, state = RunProgress(), RunState()
+    for ev in events:
+        prog.update(ev)
+    state.apply(events)
+    for p in (prog, state):
+        assert (p.step, p.total_steps, p.best_accuracy, p.checkpoints) == (10, 10, 0.75, [(10, "/c/checkpoint-10")])
+    assert "step 10/10 100%" in prog.line() and "acc 0.7500" in prog.line()
+    assert [c["step"] for c in store.checkpoints("r1")] == [10]

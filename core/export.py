@@ -53,7 +53,10 @@ def run_record(store: Store, run: Mapping[str, Any]) -> dict[str, Any]:
 
 def to_json(obj: Any, indent: int | None = None) -> str:
     """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
-    return json.dumps(finite_or_text(obj), default=str, indent=indent)
+    try:  # the common case, no infinity anywhere: no copy of a 10,000-run table to find that out
+        return json.dumps(obj, default=str, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite_or_text(obj), default=str, indent=indent)
 
 
 def run_csv(rec: dict[str, Any]) -> str:
@@ -100,7 +103,7 @@ def table_row(store: Store, run: Mapping[str, Any], now: float | None = None,
 
 def runs_table(store: Store, status: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
     """Training runs, newest first, one summary row each (what `runs --json` prints)."""
-    runs = store.list_runs(status=status)
+    runs = store.list_runs(status=status, decode=False)
     sums = store.summaries()  # one query for the whole table
     return [table_row(store, r, now, sums.get(r["id"])) for r in runs]
 

@@ -20,7 +20,6 @@ from core.store.schema import (
     StoreError,
     connect,
     default_db_path,
-    sqlite_utils_module,
 )
 
 __all__ = ["DB_ENV", "METRIC_ARRAY_COLUMNS", "SCHEMA_VERSION", "STATUSES", "Store", "StoreError", "default_db_path",
@@ -33,7 +32,6 @@ class Store(RunsPart, IngestPart, QueriesPart):
     def __init__(self, path: str | os.PathLike[str] | None = None, create: bool = True):
         self.path = Path(path) if path is not None else default_db_path()
         self.conn = connect(self.path, create)
-        self.db = sqlite_utils_module().Database(self.conn)
 
     def close(self) -> None:
         self.conn.close()

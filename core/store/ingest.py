@@ -145,7 +145,7 @@ class IngestPart(StoreBase):
         )
 
     def find_eval(self, checkpoint: str, eval_sha: str, mode: str) -> EvalRow | None:
-        rows = list(self.db.query("SELECT * FROM evals WHERE id = ?", [eval_key(checkpoint, eval_sha, mode)]))
+        rows = self.rows("SELECT * FROM evals WHERE id = ?", [eval_key(checkpoint, eval_sha, mode)])
         if not rows:
             return None
         rows[0]["details"] = json.loads(rows[0]["details"]) if rows[0].get("details") else {}

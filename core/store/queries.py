@@ -18,9 +18,9 @@ METRIC_ARRAY_COLUMNS = ("step", "loss", "lr", "samples_per_s", "tokens_per_s")
 class QueriesPart(StoreBase):
     def metrics(self, run_id: str, after_step: int | None = None) -> list[MetricRow]:
         if after_step is None:
-            return list(self.db.query("SELECT * FROM metrics WHERE run_id = ? ORDER BY step", [run_id]))
-        return list(self.db.query("SELECT * FROM metrics WHERE run_id = ? AND step > ? ORDER BY step",
-                                  [run_id, after_step]))
+            return self.rows("SELECT * FROM metrics WHERE run_id = ? ORDER BY step", [run_id])
+        return self.rows("SELECT * FROM metrics WHERE run_id = ? AND step > ? ORDER BY step",
+                                  [run_id, after_step])
 
     def metric_arrays(self, run_id: str, after_step: int | None = None) -> dict[str, np.ndarray]:
         """The chart columns of a run's metrics (``METRIC_ARRAY_COLUMNS``) as float64 numpy arrays in step
@@ -81,7 +81,7 @@ class QueriesPart(StoreBase):
         return {c: np.ascontiguousarray(table[:, i]) for i, c in enumerate(METRIC_ARRAY_COLUMNS)}, k
 
     def evals(self, run_id: str) -> list[EvalRow]:
-        rows = list(self.db.query("SELECT * FROM evals WHERE run_id = ? ORDER BY t, step", [run_id]))
+        rows = self.rows("SELECT * FROM evals WHERE run_id = ? ORDER BY t, step", [run_id])
         for r in rows:
             r["details"] = json.loads(r["details"]) if r.get("details") else {}
         return rows
@@ -89,18 +89,18 @@ class QueriesPart(StoreBase):
     def checkpoints(self, run_id: str, include_deleted: bool = False) -> list[CheckpointRow]:
         """A run's checkpoints by step; those a checkpoint_deleted event removed only when asked."""
         gone = "" if include_deleted else " AND deleted_at IS NULL"
-        return list(self.db.query(f"SELECT * FROM checkpoints WHERE run_id = ?{gone} ORDER BY step", [run_id]))
+        return self.rows(f"SELECT * FROM checkpoints WHERE run_id = ?{gone} ORDER BY step", [run_id])
 
     def logs(self, run_id: str, limit: int = 200) -> list[dict[str, Any]]:
-        rows = list(self.db.query("SELECT * FROM logs WHERE run_id = ? ORDER BY seq DESC LIMIT ?", [run_id, limit]))
+        rows = self.rows("SELECT * FROM logs WHERE run_id = ? ORDER BY seq DESC LIMIT ?", [run_id, limit])
         return rows[::-1]
 
     def rank_health(self, run_id: str) -> list[dict[str, Any]]:
         """The latest health row of each rank."""
-        return list(self.db.query(
+        return self.rows(
             "SELECT h.* FROM rank_health h JOIN (SELECT rank, MAX(step) AS s FROM rank_health WHERE run_id = ?"
             " GROUP BY rank) m ON h.rank = m.rank AND h.step = m.s WHERE h.run_id = ? ORDER BY h.rank",
-            [run_id, run_id]))
+            [run_id, run_id])
 
     def summary(self, run_id: str) -> Summary:
         """Aggregates for the runs table: steps done, final loss, best accuracy, mean samples/s."""

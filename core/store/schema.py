@@ -6,7 +6,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -195,8 +195,22 @@ class Tx:
 
 
 class StoreBase:
-    """What every part of the Store shares: the path, the connection and sqlite-utils' view of it."""
+    """What every part of the Store shares: the path, the connection, rows as dicts, sqlite-utils."""
 
     path: Path
     conn: sqlite3.Connection
-    db: Any
+    _db: Any = None
+
+    @property
+    def db(self) -> Any:
+        """sqlite-utils' view of the connection, for inserting and updating run rows. Made on the first
+        write: its import (~0.3-0.7 s here) is what a read-only `gpt2-tui runs --json` would pay most."""
+        if self._db is None:
+            self._db = sqlite_utils_module().Database(self.conn)
+        return self._db
+
+    def rows(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """Rows as dicts (typed by the caller: RunRow, EvalRow, ...)."""
+        cur = self.conn.execute(sql, args)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur]

@@ -137,11 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(args.keep or tmp)
         for runs, steps in sizes:
             db = base / f"runs-{runs}x{steps}" / "runs.db"
+            print(f"[{runs:,} runs x {steps:,} steps = {runs * steps:,} metric rows]")
             if not db.exists():
                 db.parent.mkdir(parents=True, exist_ok=True)
                 built = build(db, runs, steps)
-                print(f"[{runs:,} runs x {steps:,} steps] built through Store.ingest in {built:.1f} s "
-                      f"({runs * steps / built:,.0f} metric rows/s)")
+                print(f"  built through Store.ingest in {built:.1f} s ({runs * steps / built:,.0f} metric rows/s)")
             r = measure(db, rounds)
             results["sizes"][f"{runs}x{steps}"] = r
             b, a = r["before_s"]["median"], r["after_s"]["median"]

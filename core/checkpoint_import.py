@@ -17,9 +17,9 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
 
 from core.config import RunConfig
+from core.records import RunRow
 from core.store import Store
 
 WEIGHTS = "model_state.pdparams"
@@ -56,7 +56,7 @@ def step_of(weights: Path) -> int:
     return int(m.group(1)) if m else 0
 
 
-def find_import(store: Store, weights: Path, model_name: str) -> dict[str, Any] | None:
+def find_import(store: Store, weights: Path, model_name: str) -> RunRow | None:
     for run in store.list_runs(kind="train"):
         # A training run's row has no checkpoint column (only eval jobs and imports set it).
         if run.get("checkpoint") == str(weights) and run.get("model") == model_name:
@@ -65,7 +65,7 @@ def find_import(store: Store, weights: Path, model_name: str) -> dict[str, Any] 
 
 
 def import_checkpoint(store: Store, runs_root: Path, spec: str, model_name: str | None,
-                      max_seq_length: int = 128) -> tuple[dict[str, Any], Path]:
+                      max_seq_length: int = 128) -> tuple[RunRow, Path]:
     """(the import's run row, its checkpoint folder); an earlier import of the same weights is reused."""
     from core import models
     from core.events import EventWriter

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
+from core.records import RunRow
 from core.store import DB_ENV, Store, default_db_path
 
 EXIT_USER_ERROR = 2
@@ -30,7 +30,7 @@ def open_store(args: argparse.Namespace) -> Store:
     return Store(path)
 
 
-def need_run(store: Store, ref: str) -> dict[str, Any]:
+def need_run(store: Store, ref: str) -> RunRow:
     run = store.find_run(ref)
     if run is None:
         raise UserError(f"no run matches {ref!r}; `gpt2-tui runs` lists them")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli_common import UserError, add_db_flag, fmt_time, need_run, open_store
+from core.records import RunRow
 
 
 def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
@@ -48,7 +49,7 @@ def _is_checkpoint(ref: str) -> bool:
     return (p.is_dir() and (p / "model_state.pdparams").exists()) or (p.is_file() and p.suffix == ".pdparams")
 
 
-def target(store: Any, args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+def target(store: Any, args: argparse.Namespace) -> tuple[RunRow, str]:
     """(the run, the checkpoint spec): a stored run's, or an imported checkpoint's (recorded as a run)."""
     from core import launch
     from core.checkpoint_import import import_checkpoint

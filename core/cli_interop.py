@@ -38,7 +38,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from core.cli import UserError, open_store
+    from core.cli_common import UserError, open_store
     from core.export import run_record, to_json
     from core.imports import SourceError, import_run
     from core.launch import runs_root_for
@@ -69,7 +69,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     import shlex
 
     from core import launch
-    from core.cli import UserError, follow_run, open_store
+    from core.cli_common import UserError, open_store
+    from core.cli_train import follow_run
     from core.config import RunConfig
 
     cmd = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
@@ -97,7 +98,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_export_visualdl(args: argparse.Namespace) -> int:
-    from core.cli import UserError, need_run, open_store
+    from core.cli_common import UserError, need_run, open_store
     from core.export_visualdl import write_visualdl
 
     if not args.output:

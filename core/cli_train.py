@@ -6,6 +6,7 @@ import argparse
 import shlex
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from core.cli_common import UserError, add_db_flag, need_run, open_store
@@ -173,35 +174,37 @@ def _ask_stop_or_detach() -> str:
 
 def follow_run(store: Store, run_id: str, poll_s: float = 0.5) -> str:
     """Follow a run to its end: ingest into the store, show progress. Returns the final status."""
-    from core.follow import Tail, events_path, sync_events
-    from core.launch import read_exit, stop_run, supervisor_alive
+    from core.events import as_float
+    from core.launch import stop_run
     from core.progress import ProgressPrinter, RunProgress
     from core.reconcile import reconcile
+    from core.watch import Watcher
 
-    run = store.get_run(run_id)
-    assert run is not None
-    tail = Tail(events_path(run))
+    watcher = Watcher(store, run_id)
+    run = watcher.run()
     prog = RunProgress()
     out = ProgressPrinter()
     ended_at: float | None = None
     while True:
         try:
-            sync_events(store, run_id)
-            for ev in tail.poll():
+            batch = watcher.poll()
+            for ev in batch.events:
                 prog.update(ev)
                 if ev["type"] == "eval":
-                    out.message(f"eval at step {ev.get('step')}: accuracy {ev.get('accuracy'):.4f} "
-                                f"(n={ev.get('n')})")
+                    acc = as_float(ev.get("accuracy"))
+                    out.message(f"eval at step {ev.get('step')}: accuracy "
+                                f"{acc if acc is None else format(acc, '.4f')} (n={ev.get('n')})")
                 elif ev["type"] == "checkpoint":
-                    out.message(f"checkpoint at step {ev.get('step')}: {ev.get('path')}")
+                    out.message(f"checkpoint at step {ev['step']}: {ev['path']}")
                 elif ev["type"] == "log" and ev.get("level") in ("warning", "error"):
                     out.message(f"{ev.get('level')}: {ev.get('text')}")
             out.show(prog.line())
-            exited = read_exit(run["run_dir"]) is not None or not supervisor_alive(run)
+            if batch.behind:
+                continue
             if prog.end is not None and ended_at is None:
                 ended_at = time.monotonic()
             # After the end event, give the launcher a moment to exit so its status is recorded too.
-            if exited or (ended_at is not None and time.monotonic() - ended_at > 15):
+            if watcher.exited(batch.run) or (ended_at is not None and time.monotonic() - ended_at > 15):
                 run = reconcile(store, run_id)
                 if run["status"] != "running":
                     out.show(prog.line(), force=True)
@@ -224,7 +227,7 @@ def follow_run(store: Store, run_id: str, poll_s: float = 0.5) -> str:
                 return status
 
 
-def _report_end(run: dict[str, Any]) -> None:
+def _report_end(run: Mapping[str, Any]) -> None:
     msg = f"run {run['id']} {run['status']}"
     if run.get("exit_code") not in (None, 0):
         msg += f" (exit code {run['exit_code']})"

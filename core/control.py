@@ -18,7 +18,7 @@ thread, and the dashboard calls from thread workers.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from core.config import RunConfig
 from core.launch import STOP_GRACE_S, LaunchError, Prepared, runs_root_for
 from core.probes import label_of, launcher_exited, processes_of
 from core.reconcile import reconcile, reconcile_all
+from core.records import RunRow
 from core.store import Store
 
 __all__ = ["DeleteRefused", "LaunchError", "Prepared", "RunControl", "delete", "inside_runs_root", "launch_run",
@@ -44,7 +45,7 @@ class DeleteRefused(LaunchError):
     """The run cannot be deleted (it is running, or gone); the message says why."""
 
 
-def launch_run(store: Store, cfg: RunConfig, report: Any = None, progress: ProgressFn | None = None) -> dict[str, Any]:
+def launch_run(store: Store, cfg: RunConfig, report: Any = None, progress: ProgressFn | None = None) -> RunRow:
     """Prepare and spawn a run in the runs folder beside the store; returns its row. Raises a user error
     (ConfigError, DataError, ModelError, DeviceError, LaunchError) on bad input, before anything exists."""
     prep = prepare(cfg, runs_root_for(store.path), report=report, progress=progress)
@@ -52,7 +53,7 @@ def launch_run(store: Store, cfg: RunConfig, report: Any = None, progress: Progr
 
 
 def resume(store: Store, run_id: str, report: Any = None, progress: ProgressFn | None = None,
-           changes: dict[str, Any] | None = None) -> dict[str, Any]:
+           changes: dict[str, Any] | None = None) -> RunRow:
     """Continue a stopped/failed/lost run from its newest checkpoint, as a new run linked to it.
 
     ``changes`` overrides fields of the old run's config (the CLI's flags), checked like any config.
@@ -68,12 +69,12 @@ def resume(store: Store, run_id: str, report: Any = None, progress: ProgressFn |
     return spawn(store, prep)
 
 
-def stop(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
+def stop(store: Store, run: Mapping[str, Any], grace: float = STOP_GRACE_S) -> str:
     """Stop gracefully (the trainer saves a checkpoint), then by signals; returns the final status."""
     return launch.stop_run(store, run, grace=grace)
 
 
-def processes(run: dict[str, Any]) -> list[tuple[str, int]]:
+def processes(run: Mapping[str, Any]) -> list[tuple[str, int]]:
     """(label, pid) of the run's live processes, ranks first: 'rank 0', 'rank 1', 'launcher', ...
 
     Not just the process group: paddle's launcher starts each rank in a session of its own.
@@ -131,23 +132,23 @@ class RunControl:
     with the same methods). Stateless: every method takes the calling thread's Store."""
 
     def launch(self, store: Store, cfg: RunConfig, report: Any = None,
-               progress: ProgressFn | None = None) -> dict[str, Any]:
+               progress: ProgressFn | None = None) -> RunRow:
         return launch_run(store, cfg, report=report, progress=progress)
 
-    def resume(self, store: Store, run_id: str) -> dict[str, Any]:
+    def resume(self, store: Store, run_id: str) -> RunRow:
         return resume(store, run_id)
 
-    def stop(self, store: Store, run: dict[str, Any]) -> str:
+    def stop(self, store: Store, run: Mapping[str, Any]) -> str:
         return stop(store, run)
 
-    def reconcile(self, store: Store, run_id: str) -> dict[str, Any]:
+    def reconcile(self, store: Store, run_id: str) -> RunRow:
         return reconcile(store, run_id)
 
-    def reconcile_all(self, store: Store) -> list[dict[str, Any]]:
+    def reconcile_all(self, store: Store) -> list[RunRow]:
         return reconcile_all(store)
 
     def delete(self, store: Store, run_id: str, files: bool = False, runs_root: Path | None = None) -> bool:
         return delete(store, run_id, files=files, runs_root=runs_root)
 
-    def processes(self, run: dict[str, Any]) -> list[tuple[str, int]]:
+    def processes(self, run: Mapping[str, Any]) -> list[tuple[str, int]]:
         return processes(run)

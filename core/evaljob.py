@@ -7,17 +7,19 @@ key is (checkpoint real path, sha256 of the file, mode), so a repeat is recognis
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
 from core.launch import EVAL_SCRIPT, LaunchError, Prepared, launch_env, make_run_dir, new_run_id
+from core.records import EvalRow
 from core.store import Store
 
 MODES = ("classify", "cloze")
 
 
-def resolve_checkpoint(store: Store, run: dict[str, Any] | None, spec: str) -> tuple[Path, int | None]:
+def resolve_checkpoint(store: Store, run: Mapping[str, Any] | None, spec: str) -> tuple[Path, int | None]:
     """STEP, latest, best (highest accuracy of the run's evals at a checkpoint step) or a folder path."""
     p = Path(spec).expanduser()
     if p.is_dir():
@@ -47,7 +49,7 @@ def resolve_checkpoint(store: Store, run: dict[str, Any] | None, spec: str) -> t
     return path, c["step"]
 
 
-def default_eval_path(run: dict[str, Any] | None) -> Path:
+def default_eval_path(run: Mapping[str, Any] | None) -> Path:
     """The dev split of the run's data (of the bundled sample without a run)."""
     from core import data
 
@@ -55,9 +57,9 @@ def default_eval_path(run: dict[str, Any] | None) -> Path:
     return Path(data.resolve_data_dir(cfg.data_dir)) / "dev.tsv"
 
 
-def prepare_eval(store: Store, run: dict[str, Any] | None, runs_root: Path, checkpoint: str = "latest",
+def prepare_eval(store: Store, run: Mapping[str, Any] | None, runs_root: Path, checkpoint: str = "latest",
                  eval_path: str | None = None, mode: str = "classify", device: str = "auto",
-                 batch_size: int = 64, force: bool = False) -> tuple[Prepared | None, dict[str, Any] | None]:
+                 batch_size: int = 64, force: bool = False) -> tuple[Prepared | None, EvalRow | None]:
     """The eval job to start, and the stored result if this exact evaluation was already done.
 
     Without ``force``, a repeat returns (None, stored result) and nothing is started.

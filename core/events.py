@@ -1,21 +1,11 @@
 """The event protocol: one JSON object per line in ``runs/<id>/events.jsonl``.
 
 Every event has ``v`` (schema version), ``seq`` (per-file sequence number, from 0), ``t`` (unix time)
-and ``type``. Types and their fields:
-
-- ``start``: world_size, nnodes, devices, versions, total_steps, samples_per_epoch, num_epochs,
-  resumed_from_step, pid
-- ``step``: step, epoch, loss, lr, samples_per_s, tokens_per_s, step_time
-- ``eval``: step, accuracy, loss, n (and, from core.evaluate: mode, precision, recall, f1, confusion)
-- ``checkpoint``: step, path
-- ``heartbeat``: rank, step, mem_bytes
-- ``ranks``: step, ranks (a list of per-rank health records: rank, host, local_rank, device,
-  step_time, samples, mem_bytes, util)
-- ``log``: level, text
-- ``end``: status (finished | failed | stopped), reason
+and ``type``. The types and their fields are the TypedDicts of ``core.records`` (start, step, eval,
+checkpoint, checkpoint_deleted, heartbeat, ranks, log, end); ``core.records.describe()`` prints them.
 
 Only one process writes a given file (rank 0 of a job, or the evaluator). The reader never trusts a
-line: a torn or malformed line is counted and skipped, never a crash.
+line: a torn line, a malformed one, or one the schema refuses is counted and skipped, never a crash.
 """
 
 from __future__ import annotations
@@ -29,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-SCHEMA_VERSION = 1
-TYPES = frozenset({"start", "step", "eval", "checkpoint", "heartbeat", "ranks", "log", "end"})
-END_STATUSES = frozenset({"finished", "failed", "stopped"})
+from core.records import END_STATUSES, SCHEMA_VERSION, TYPES, Event, validate
+
+__all__ = ["END_STATUSES", "SCHEMA_VERSION", "TYPES", "Chunk", "Event", "EventWriter", "as_float",
+           "finite_or_text", "parse_line", "read_all", "read_from"]
 
 
 class EventWriter:
@@ -100,7 +91,7 @@ def as_float(v: Any) -> float | None:
     return None
 
 
-def parse_line(line: bytes | str) -> dict[str, Any] | None:
+def parse_line(line: bytes | str) -> Event | None:
     """One event, or None when the line is not a valid event of this schema."""
     try:
         ev = json.loads(line)
@@ -112,12 +103,12 @@ def parse_line(line: bytes | str) -> dict[str, Any] | None:
         return None
     if ev.get("v") != SCHEMA_VERSION:
         return None
-    return ev
+    return validate(ev)
 
 
 @dataclass
 class Chunk:
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     offset: int = 0  # byte offset just past the last complete line consumed
     bad_lines: int = 0
 
@@ -146,7 +137,7 @@ def read_from(path: str | os.PathLike[str], offset: int = 0, max_bytes: int = 64
     return out
 
 
-def read_all(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+def read_all(path: str | os.PathLike[str]) -> Iterator[Event]:
     offset = 0
     while True:
         chunk = read_from(path, offset)

@@ -12,10 +12,12 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.events import finite_or_text
+from core.records import Summary
 from core.store import Store
 
 FORMATS = ("csv", "json")
@@ -33,7 +35,7 @@ class ExportError(ValueError):
     """The export cannot be written where asked; the message says why."""
 
 
-def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
+def run_record(store: Store, run: Mapping[str, Any]) -> dict[str, Any]:
     """One run with its steps, evals, checkpoints and summary (what `show --json` prints)."""
     rid = run["id"]
     steps = [{"step": m["step"], "epoch": m["epoch"], "loss": m["loss"], "lr": m["lr"],
@@ -51,7 +53,10 @@ def run_record(store: Store, run: dict[str, Any]) -> dict[str, Any]:
 
 def to_json(obj: Any, indent: int | None = None) -> str:
     """Strict JSON: a loss of inf (SQLite keeps it) becomes "inf", never the non-standard Infinity."""
-    return json.dumps(finite_or_text(obj), default=str, indent=indent)
+    try:  # the common case, no infinity anywhere: no copy of a 10,000-run table to find that out
+        return json.dumps(obj, default=str, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite_or_text(obj), default=str, indent=indent)
 
 
 def run_csv(rec: dict[str, Any]) -> str:
@@ -74,7 +79,7 @@ def run_text(rec: dict[str, Any], fmt: str) -> str:
     return to_json(rec, indent=2) + "\n" if fmt == "json" else run_csv(rec)
 
 
-def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
+def duration_s(run: Mapping[str, Any], now: float | None = None) -> float | None:
     """Wall time from start to end; a running run counts up to ``now``."""
     start = run.get("started_at") or run.get("created_at")
     if start is None:
@@ -85,8 +90,9 @@ def duration_s(run: dict[str, Any], now: float | None = None) -> float | None:
     return None if end is None else max(0.0, float(end) - float(start))
 
 
-def table_row(store: Store, run: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    s = store.summary(run["id"])
+def table_row(store: Store, run: Mapping[str, Any], now: float | None = None,
+              summary: Summary | None = None) -> dict[str, Any]:
+    s = summary or store.summary(run["id"])
     return {"id": run["id"], "name": run["name"], "status": run["status"], "model": run["model"],
             "devices": run["devices"], "steps": s["last_step"], "total_steps": run["total_steps"],
             "final_loss": s["final_loss"], "best_accuracy": s["best_accuracy"],
@@ -97,7 +103,9 @@ def table_row(store: Store, run: dict[str, Any], now: float | None = None) -> di
 
 def runs_table(store: Store, status: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
     """Training runs, newest first, one summary row each (what `runs --json` prints)."""
-    return [table_row(store, r, now) for r in store.list_runs(status=status)]
+    runs = store.list_runs(status=status, decode=False)
+    sums = store.summaries()  # one query for the whole table
+    return [table_row(store, r, now, sums.get(r["id"])) for r in runs]
 
 
 def table_text(rows: list[dict[str, Any]], fmt: str) -> str:
@@ -139,7 +147,7 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     return p.resolve()
 
 
-def export_run(store: Store, run: dict[str, Any], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
+def export_run(store: Store, run: Mapping[str, Any], path: str | os.PathLike[str], fmt: str | None = None) -> Path:
     return write_text(path, run_text(run_record(store, run), fmt or format_for(path)))
 
 

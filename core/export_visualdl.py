@@ -15,8 +15,9 @@ import math
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from core.export import ExportError
 from core.store import Store
@@ -31,7 +32,7 @@ def _ok(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def write_visualdl(store: Store, run: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
+def write_visualdl(store: Store, run: Mapping[str, Any], out_dir: str | os.PathLike[str]) -> Path:
     """Write the run's scalars as one ``vdlrecords.*.log`` in ``out_dir`` (created); returns the file.
 
     The file is written in a temporary folder beside it and moved in whole: VisualDL watching ``out_dir``
@@ -54,15 +55,15 @@ def write_visualdl(store: Store, run: dict[str, Any], out_dir: str | os.PathLike
                 for m in store.metrics(run["id"]):
                     wall = round((m["t"] or 0) * 1000) or None
                     for col, tag in STEP_TAGS.items():
-                        if _ok(m[col]):
-                            writer.add_scalar(tag=tag, value=float(m[col]), step=int(m["step"]), walltime=wall)
+                        if _ok(v := m.get(col)):
+                            writer.add_scalar(tag=tag, value=float(cast(float, v)), step=int(m["step"]), walltime=wall)
                 for e in store.evals(run["id"]):
                     if e["step"] is None:
                         continue
                     wall = round((e["t"] or 0) * 1000) or None
                     for col, tag in EVAL_TAGS.items():
-                        if _ok(e[col]):
-                            writer.add_scalar(tag=tag, value=float(e[col]), step=int(e["step"]), walltime=wall)
+                        if _ok(v := e.get(col)):
+                            writer.add_scalar(tag=tag, value=float(cast(float, v)), step=int(e["step"]), walltime=wall)
             finally:
                 writer.close()
         files = list(tmp.glob("vdlrecords.*.log"))

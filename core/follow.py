@@ -1,15 +1,19 @@
-"""Following a run's event file: into the store (idempotent) and into whoever is watching."""
+"""A run's event file into the store, from the store's own cursor (idempotent).
+
+Reconcile uses this to settle a run; followers use ``core.watch.Watcher``, which feeds the store too.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from core.events import Chunk, read_from
+from core.events import read_from
 from core.store import Store
 
 
-def events_path(run: dict[str, Any]) -> Path:
+def events_path(run: Mapping[str, Any]) -> Path:
     return Path(run["run_dir"]) / "events.jsonl"
 
 
@@ -27,25 +31,7 @@ def sync_events(store: Store, run_id: str) -> int:
         chunk = read_from(events_path(run), run["event_offset"] or 0)
         if chunk.offset == (run["event_offset"] or 0):
             return total
-        if store.ingest(run_id, run["event_offset"] or 0, chunk.offset, chunk.events, chunk.bad_lines):
+        if store.ingest(run_id, run["event_offset"] or 0, chunk.offset, chunk.events, chunk.bad_lines,
+                        validated=True):
             total += len(chunk.events)
     return total
-
-
-class Tail:
-    """A watcher's own cursor over an event file (the store's cursor is separate)."""
-
-    def __init__(self, path: str | Path, offset: int = 0):
-        self.path = Path(path)
-        self.offset = offset
-        self.bad_lines = 0
-
-    def poll(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        while True:
-            chunk: Chunk = read_from(self.path, self.offset)
-            if chunk.offset == self.offset:
-                return events
-            self.offset = chunk.offset
-            self.bad_lines += chunk.bad_lines
-            events.extend(chunk.events)

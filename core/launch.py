@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from core.probes import read_exit as read_exit  # their old home, for callers no
 from core.probes import supervisor_alive as supervisor_alive
 from core.procs import signal_all
 from core.reconcile import reconcile
+from core.records import RunRow
 from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
@@ -119,7 +121,7 @@ def make_run_dir(root: Path, run_id: str) -> Path:
     return run_dir
 
 
-def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, Any] | None = None) -> RunRow:
     """Record the run, then start the supervisor in a new session; returns the stored run."""
     cfg = prep.cfg
     (prep.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -159,13 +161,13 @@ def spawn(store: Store, prep: Prepared, kind: str = "train", extra: dict[str, An
 
 
 # ---------------------------------------------------------------------------- stopping a run
-def request_stop(run: dict[str, Any]) -> None:
+def request_stop(run: Mapping[str, Any]) -> None:
     """Ask the trainer to save and stop at its next step (it polls this file)."""
     run_dir = Path(run["run_dir"])
     (run_dir / "stop").write_text(str(time.time()))
 
 
-def stop_run(store: Store, run: dict[str, Any], grace: float = STOP_GRACE_S) -> str:
+def stop_run(store: Store, run: Mapping[str, Any], grace: float = STOP_GRACE_S) -> str:
     """Graceful first: the stop file, then SIGTERM to the whole group, then SIGKILL. Returns the status."""
     if run["status"] != "running":
         return run["status"]
@@ -360,7 +362,7 @@ def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]
     return out
 
 
-def resume_point(store: Store, ref_run: dict[str, Any]) -> tuple[dict[str, Any], RunConfig, str]:
+def resume_point(store: Store, ref_run: Mapping[str, Any]) -> tuple[RunRow, RunConfig, str]:
     """What `train --resume RUN` continues from: (the old run reconciled, its config, latest checkpoint)."""
     parent = reconcile(store, ref_run["id"])  # a dead 'running' run becomes lost first
     if parent["status"] == "running":

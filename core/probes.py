@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,12 +69,12 @@ def run_processes(run_dir: str | os.PathLike[str], pgid: int | None = None, sinc
     return out
 
 
-def processes_of(run: dict[str, Any]) -> list[psutil.Process]:
+def processes_of(run: Mapping[str, Any]) -> list[psutil.Process]:
     """Live processes of a stored run (its row: run_dir, pgid, created_at)."""
     return run_processes(run["run_dir"], pgid=run.get("pgid"), since=run.get("created_at") or 0)
 
 
-def supervisor_alive(run: dict[str, Any]) -> bool:
+def supervisor_alive(run: Mapping[str, Any]) -> bool:
     """The run's supervisor (leader of its process group, pid = pgid) still runs."""
     return is_ours(run.get("pgid"), run.get("created_at") or 0)
 
@@ -87,7 +88,7 @@ def read_supervisor(run_dir: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def launcher_alive(run: dict[str, Any]) -> bool:
+def launcher_alive(run: Mapping[str, Any]) -> bool:
     """The supervisor's child (paddle's launcher, or an eval script) still runs, supervised or not."""
     sup = read_supervisor(run["run_dir"]) or {}
     try:
@@ -106,12 +107,12 @@ def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def launcher_exited(run: dict[str, Any]) -> bool:
+def launcher_exited(run: Mapping[str, Any]) -> bool:
     """The launcher's exit is recorded, or nobody is left to record it: time to reconcile the run."""
     return read_exit(run["run_dir"]) is not None or not supervisor_alive(run)
 
 
-def wait_for_exit(run: dict[str, Any], timeout: float, poll_s: float = 0.2) -> bool:
+def wait_for_exit(run: Mapping[str, Any], timeout: float, poll_s: float = 0.2) -> bool:
     """Wait until the launcher has exited and no process of the run is left; False on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

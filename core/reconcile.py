@@ -11,12 +11,14 @@ from __future__ import annotations
 import re
 import signal
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from core.follow import sync_events
 from core.probes import launcher_alive, processes_of, read_exit, supervisor_alive
 from core.procs import end_processes
+from core.records import RunRow
 from core.store import Store
 from core.supervise import PEER_FAILURE_MARKERS
 
@@ -116,7 +118,7 @@ def failure_reason(run_dir: Path, ex: dict[str, Any] | None, note: str | None = 
     return msg
 
 
-def _settle_after_end(store: Store, run: dict[str, Any], ex: dict[str, Any], stop_asked: bool) -> None:
+def _settle_after_end(store: Store, run: Mapping[str, Any], ex: dict[str, Any], stop_asked: bool) -> None:
     """The run already has a final status from its end event; now its exit status is known too.
 
     An end event does not tell the whole story: a rank whose launcher was SIGKILLed is ended by the
@@ -138,7 +140,7 @@ def _settle_after_end(store: Store, run: dict[str, Any], ex: dict[str, Any], sto
     store.update_run(run["id"], **fields)
 
 
-def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, Any]:
+def reconcile(store: Store, run_id: str, stopping: bool = False) -> RunRow:
     sync_events(store, run_id)
     run = store.get_run(run_id)
     if run is None:
@@ -188,5 +190,5 @@ def reconcile(store: Store, run_id: str, stopping: bool = False) -> dict[str, An
     return store.get_run(run_id) or run
 
 
-def reconcile_all(store: Store) -> list[dict[str, Any]]:
+def reconcile_all(store: Store) -> list[RunRow]:
     return [reconcile(store, r["id"]) for r in store.running_runs()]

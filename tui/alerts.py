@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ class AlertMonitor:
         self._recent: deque[float] = deque(maxlen=SHORT)
         self._nan = self._stalled = self._collapsed = False
 
-    def observe(self, events: list[dict[str, Any]], now: float) -> list[Alert]:
+    def observe(self, events: Sequence[Mapping[str, Any]], now: float) -> list[Alert]:
         """Fold new events in; returns the alerts they raise."""
         out: list[Alert] = []
         for ev in events:

@@ -1,8 +1,8 @@
 """Following one run for the live screen, on a worker thread. Pure, no Textual.
 
-Each ``poll()`` ingests what is new into the store (``core.follow.sync_events``: the store takes every
-event, idempotently), reads the screen's own cursor over events.jsonl in bounded chunks, folds the
-events into a RunState, checks alerts and tails the worker logs. It returns a FollowUpdate, or None
+Each ``poll()`` takes the next bounded chunk of typed events from a ``core.watch.Watcher`` (which feeds
+the store first: it takes every event, idempotently), folds them into a RunState, checks alerts and
+tails the worker logs. It returns a FollowUpdate, or None
 when nothing changed. Updates merge (``merged``) so a UI that falls behind coalesces them without
 losing a point.
 """
@@ -16,17 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.events import read_from
-from core.follow import events_path, sync_events
 from core.store import Store
+from core.watch import CHUNK_BYTES, Watcher
 from tui.alerts import Alert, AlertMonitor
 from tui.launcher import Launcher
 from tui.logtail import WorkerLogs
 from tui.runstate import RunState, SeriesDelta
 
-# 8 MB of events (~50,000 step lines) per poll: a million-step history arrives in ~20 updates, each
-# folded in well under a second, instead of one multi-second stall.
-CHUNK_BYTES = 8 << 20
 # Reconcile (process checks: a scan of the process table) every this many polls, not every 0.5 s.
 RECONCILE_EVERY = 4
 
@@ -65,11 +61,10 @@ class RunFollower:
         self.chunk_bytes = chunk_bytes
         self.state = RunState()
         self.alerts = AlertMonitor()
-        self.offset = 0
-        self.bad_lines = 0
         self.behind = False  # more events are waiting than one poll reads: poll again without sleeping
         self.finished = False
         self._store: Store | None = None
+        self._watcher: Watcher | None = None
         self._logs: WorkerLogs | None = None
         self._polls = 0
         self._last_status: str | None = None
@@ -80,29 +75,32 @@ class RunFollower:
             self._store = Store(self.store_path)
         return self._store
 
+    @property
+    def watcher(self) -> Watcher:
+        if self._watcher is None:
+            self._watcher = Watcher(self.store, self.run_id, chunk_bytes=self.chunk_bytes)
+        return self._watcher
+
+    @property
+    def bad_lines(self) -> int:
+        return self._watcher.bad_lines if self._watcher is not None else 0
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+            self._watcher = None
 
     def poll(self) -> FollowUpdate | None:
         store = self.store
         self._polls += 1
-        sync_events(store, self.run_id)
-        run = store.get_run(self.run_id)
-        if run is None:
-            raise LookupError(f"run {self.run_id} is not in {self.store_path}")
-        path = events_path(run)
-        chunk = read_from(path, self.offset, self.chunk_bytes)
-        self.offset = chunk.offset
-        self.bad_lines += chunk.bad_lines
-        try:
-            self.behind = path.stat().st_size - self.offset > self.chunk_bytes // 2
-        except OSError:
-            self.behind = False
-        delta = self.state.apply(chunk.events)
+        batch = self.watcher.poll()
+        run: Any = batch.run  # a RunRow; the launcher protocol hands back plain dicts
+        self.behind = batch.behind
+        events = batch.events
+        delta = self.state.apply(events)
         now = self.clock()
-        alerts = self.alerts.observe(chunk.events, now)
+        alerts = self.alerts.observe(events, now)
         if self._logs is None:
             self._logs = WorkerLogs(Path(run["run_dir"]) / "logs")
         log_lines, error_lines = self._logs.poll()
@@ -117,10 +115,10 @@ class RunFollower:
             self.finished = True
             # The launcher records its exit code a moment after the end event; take it if it is there.
             run = self.launcher.reconcile(store, self.run_id)
-        elif not (chunk.events or log_lines or error_lines or alerts or status_changed or chunk.bad_lines):
+        elif not (events or log_lines or error_lines or alerts or status_changed or batch.bad_lines):
             return None
         return FollowUpdate(
-            run_id=self.run_id, state=self.state.snapshot(), series=delta, new_events=len(chunk.events),
+            run_id=self.run_id, state=self.state.snapshot(), series=delta, new_events=len(events),
             log_lines=log_lines, error_lines=error_lines, alerts=alerts, run=run, finished=finished,
             bad_lines=self.bad_lines,
         )

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from core.events import as_float
+from core.progress import RunProgress
+from core.progress import to_int as _int
 
 # Chart series, by name. The live screen registers these with the chart widgets.
 LOSS, LOSS_EMA, EVAL_ACC, LR, SAMPLES, TOKENS = (
@@ -89,41 +92,23 @@ class SeriesDelta(dict[str, tuple[np.ndarray, np.ndarray]]):
 
 
 @dataclass
-class RunState:
-    total_steps: int | None = None
-    world_size: int | None = None
-    samples_per_epoch: int | None = None
-    num_epochs: float | None = None
-    devices: list[Any] = field(default_factory=list)
-    started_t: float | None = None
-    step: int = 0
-    steps_logged: int = 0
-    first_step: int | None = None
-    first_step_t: float | None = None
-    last_step_t: float | None = None
-    epoch: float = 0.0
-    loss: float | None = None
+class RunState(RunProgress):
+    """The live screen's fold: ``core.progress.RunProgress`` (the numbers every follower shares), plus
+    the chart series, the evals, the smoothed loss and rank health."""
+
     loss_ema: float | None = None
-    lr: float | None = None
-    samples_per_s: float | None = None
-    tokens_per_s: float | None = None
-    step_time: float | None = None
     evals: list[EvalPoint] = field(default_factory=list)
-    best_accuracy: float | None = None
-    checkpoints: list[tuple[int, str]] = field(default_factory=list)
     ranks: dict[int, RankInfo] = field(default_factory=dict)
-    end: dict[str, Any] | None = None
     restarts: int = 0  # elastic restarts seen (the latest start event's count)
-    events_seen: int = 0
     _ema_raw: float = 0.0
     _ema_n: int = 0
 
     # ------------------------------------------------------------------ folding
-    def apply(self, events: list[dict[str, Any]]) -> SeriesDelta:
+    def apply(self, events: Iterable[Mapping[str, Any]]) -> SeriesDelta:
         lists: dict[str, tuple[list[float], list[float]]] = {n: ([], []) for n in SERIES_NAMES}
         truncate_after: float | None = None
         for ev in events:
-            self.events_seen += 1
+            self.update(ev)
             typ = ev.get("type")
             if typ == "step":
                 self._step(ev, lists)
@@ -132,13 +117,6 @@ class RunState:
             elif typ in ("heartbeat", "ranks"):
                 self._health(ev)
             elif typ == "start":
-                self.total_steps = _int(ev.get("total_steps")) or self.total_steps
-                self.world_size = _int(ev.get("world_size")) or self.world_size
-                self.samples_per_epoch = _int(ev.get("samples_per_epoch")) or self.samples_per_epoch
-                self.num_epochs = as_float(ev.get("num_epochs")) or self.num_epochs
-                self.devices = list(ev.get("devices") or self.devices)
-                if self.started_t is None:
-                    self.started_t = float(ev["t"])
                 restart = _int(ev.get("restart"))
                 if restart:  # an elastic restart: the steps after the checkpoint it resumed from are redone
                     cut = float(_int(ev.get("resumed_from_step")) or 0)
@@ -149,29 +127,12 @@ class RunState:
                     self.restarts = restart
                     self.evals = [e for e in self.evals if e.step <= cut]
                     self._ema_raw, self._ema_n = 0.0, 0  # the smoothed loss restarts with the curve
-            elif typ == "checkpoint":
-                self.checkpoints.append((_int(ev.get("step")) or 0, str(ev.get("path", ""))))
-            elif typ == "end":
-                self.end = ev
         return SeriesDelta.from_lists(lists, truncate_after)
 
-    def _step(self, ev: dict[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
+    def _step(self, ev: Mapping[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
         step = _int(ev.get("step"))
         if step is None:
             return
-        t = float(ev["t"])
-        self.step, self.last_step_t = step, t
-        self.steps_logged += 1
-        if self.first_step is None:
-            self.first_step, self.first_step_t = step, t
-        if self.started_t is None:
-            self.started_t = t
-        self.epoch = as_float(ev.get("epoch")) or self.epoch
-        self.loss = as_float(ev.get("loss"))
-        self.lr = as_float(ev.get("lr"))
-        self.samples_per_s = as_float(ev.get("samples_per_s"))
-        self.tokens_per_s = as_float(ev.get("tokens_per_s"))
-        self.step_time = as_float(ev.get("step_time"))
         if self.loss is not None and math.isfinite(self.loss):
             self._ema_raw = EMA_BETA * self._ema_raw + (1 - EMA_BETA) * self.loss
             self._ema_n += 1
@@ -185,17 +146,15 @@ class RunState:
             lists[LOSS_EMA][0].append(step)
             lists[LOSS_EMA][1].append(self.loss_ema)
 
-    def _eval(self, ev: dict[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
+    def _eval(self, ev: Mapping[str, Any], lists: dict[str, tuple[list[float], list[float]]]) -> None:
         step = _int(ev.get("step")) or self.step
         acc = as_float(ev.get("accuracy"))
         self.evals.append(EvalPoint(step, acc, as_float(ev.get("loss")), _int(ev.get("n"))))
         if acc is not None and math.isfinite(acc):
-            if self.best_accuracy is None or acc > self.best_accuracy:
-                self.best_accuracy = acc
             lists[EVAL_ACC][0].append(step)
             lists[EVAL_ACC][1].append(acc)
 
-    def _health(self, ev: dict[str, Any]) -> None:
+    def _health(self, ev: Mapping[str, Any]) -> None:
         t = float(ev["t"])
         records = ev.get("ranks") if ev.get("type") == "ranks" else [ev]
         for r in records or []:
@@ -211,32 +170,6 @@ class RunState:
             info.host = r.get("host") or info.host
             info.device = r.get("device") or info.device
 
-    # ------------------------------------------------------------------ derived numbers
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.total_steps) if self.total_steps else 0.0
-
-    def seconds_per_step(self) -> float | None:
-        """Measured over the whole run so far, in event time (so a fake clock cannot skew it)."""
-        if self.first_step is None or self.last_step_t is None or self.first_step_t is None:
-            return None
-        steps = self.step - self.first_step
-        if steps <= 0 or self.last_step_t <= self.first_step_t:
-            return self.step_time
-        return (self.last_step_t - self.first_step_t) / steps
-
-    def eta(self) -> float | None:
-        sps = self.seconds_per_step()
-        if sps is None or not self.total_steps or self.end is not None:
-            return None
-        return max(0, self.total_steps - self.step) * sps
-
-    def elapsed(self, now: float) -> float | None:
-        if self.started_t is None:
-            return None
-        until = float(self.end["t"]) if self.end is not None else now
-        return max(0.0, until - self.started_t)
-
     def snapshot(self) -> RunState:
         """A copy the UI thread may keep while this one goes on folding."""
         snap = copy.copy(self)
@@ -245,13 +178,3 @@ class RunState:
         snap.ranks = {k: copy.copy(v) for k, v in self.ranks.items()}
         snap.devices = list(self.devices)
         return snap
-
-
-def _int(v: Any) -> int | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return v
-    if isinstance(v, float) and math.isfinite(v):
-        return int(v)
-    return None

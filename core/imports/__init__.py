@@ -14,71 +14,21 @@ file is written in a temporary folder and renamed into place, and a failed store
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.config import ConfigError, RunConfig
 from core.events import EventWriter
+from core.imports.source import Imported, SourceError, assemble, read_json, sha256_files
+from core.records import RunRow
 from core.store import Store
 
 KINDS = ("paddlenlp", "visualdl", "log")
-
-
-class SourceError(ValueError):
-    """The source cannot be imported; the message names the file and what is wrong with it."""
-
-
-@dataclass
-class Imported:
-    """A source read whole, ready to be written as a run."""
-
-    kind: str  # one of KINDS
-    path: Path  # resolved
-    fingerprint: str  # sha256 of the content that makes the run (not of mtimes)
-    events: list[dict[str, Any]] = field(default_factory=list)  # {"type", "t", fields...}, in order
-    config: dict[str, Any] = field(default_factory=dict)  # RunConfig fields the source told
-    name: str = ""
-    output_dir: str | None = None
-    devices: str | None = None
-    world_size: int | None = None
-
-    @property
-    def key(self) -> str:
-        return hashlib.sha256(f"{self.path}|{self.fingerprint}".encode()).hexdigest()
-
-    @property
-    def run_id(self) -> str:
-        return f"import-{self.key[:12]}"
-
-    def start_t(self) -> float:
-        return min((e["t"] for e in self.events), default=time.time())
-
-
-def sha256_files(paths: list[Path]) -> str:
-    h = hashlib.sha256()
-    for p in sorted(paths):
-        h.update(p.name.encode() + b"\0")
-        with open(p, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SourceError(f"{path}: cannot read it ({e.strerror or e})") from None
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SourceError(f"{path}: not valid JSON ({e})") from None
 
 
 def config_from(values: dict[str, Any], source: str) -> dict[str, Any]:
@@ -127,7 +77,7 @@ def read_source(path: str | os.PathLike[str]) -> Imported:
 
 
 def import_run(store: Store, path: str | os.PathLike[str], runs_root: Path, name: str | None = None,
-               overrides: dict[str, Any] | None = None) -> tuple[dict[str, Any], bool]:
+               overrides: dict[str, Any] | None = None) -> tuple[RunRow, bool]:
     """Import ``path`` as a finished run; returns (the run, True) or (the run imported before, False)."""
     from core.follow import sync_events
 
@@ -203,8 +153,5 @@ def write_events(path: Path, events: list[dict[str, Any]]) -> None:
             w.emit(ev["type"], **fields)
 
 
-def assemble(start: dict[str, Any], body: list[dict[str, Any]], end: dict[str, Any]) -> list[dict[str, Any]]:
-    """start, the body as the reader ordered it, end; start and end take the earliest and latest times."""
-    t0 = min([start["t"], *(e["t"] for e in body)])
-    t1 = max([end.get("t", t0), *(e["t"] for e in body)])
-    return [{**start, "type": "start", "t": t0}, *body, {**end, "type": "end", "t": t1}]
+__all__ = ["KINDS", "Imported", "SourceError", "assemble", "config_from", "import_run", "read_json",
+           "read_source", "sha256_files", "write_events"]

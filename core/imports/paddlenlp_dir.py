@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.imports import Imported, SourceError, assemble, read_json, sha256_files
 from core.imports.pickled import load_plain
+from core.imports.source import Imported, SourceError, assemble, read_json, sha256_files
 from core.logparse import LogParser
 
 STATE = "trainer_state.json"

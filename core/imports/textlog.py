@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.imports import Imported, SourceError, assemble, sha256_files
+from core.imports.source import Imported, SourceError, assemble, sha256_files
 from core.logparse import LogParser
 
 ENUM_REPR = re.compile(r"^[A-Z]\w*\.([A-Z][A-Z0-9_]*)$")

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from core.imports import Imported, SourceError, assemble, sha256_files
+from core.imports.source import Imported, SourceError, assemble, sha256_files
 
 PATTERN = re.compile(r"^vdlrecords\..*\.log$")
 STEP_TAGS = {

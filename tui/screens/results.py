@@ -25,8 +25,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Label, ProgressBar, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from core.follow import Tail, events_path, sync_events
-from core.launch import read_exit, supervisor_alive
 from core.store import Store
 from tui.compare_logic import ResultRow, default_eval_file, results_rows
 from tui.evaljobs import EvalLauncher, EvalRequest
@@ -329,37 +327,29 @@ def follow_job(store: Store, job: dict[str, Any], progress: Callable[[int, int |
     ``start`` carries the number of batches (total_steps), a ``step`` comes per batch, then ``eval``
     and ``end``. A job whose process is gone without an ``end`` is settled by reconcile (failed/lost).
     """
+    from core.progress import RunProgress
     from core.reconcile import reconcile
+    from core.watch import Watcher
 
-    tail = Tail(events_path(job))
-    total: int | None = None
-    done = 0
-    ended = False
+    watcher = Watcher(store, job["id"])
+    prog = RunProgress()
     last_check = time.monotonic()
     while not cancelled():
-        sync_events(store, job["id"])
-        moved = False
-        for ev in tail.poll():
-            if ev["type"] == "start":
-                total = ev.get("total_steps") if isinstance(ev.get("total_steps"), int) else total
-                moved = True
-            elif ev["type"] == "step":
-                done = ev["step"] if isinstance(ev.get("step"), int) else done + 1
-                moved = True
-            elif ev["type"] == "end":
-                ended = True
-        if moved:
-            progress(done, total)
-        if ended:
+        batch = watcher.poll()
+        for ev in batch.events:
+            prog.update(ev)
+        if any(ev["type"] in ("start", "step") for ev in batch.events):
+            progress(prog.step, prog.total_steps)
+        if prog.end is not None:
             break
+        if batch.behind:
+            continue
         if time.monotonic() - last_check >= LIVENESS_S:
             last_check = time.monotonic()
-            row = store.get_run(job["id"]) or job
-            if row["status"] != "running":
+            if batch.run["status"] != "running":
                 break
-            if read_exit(row["run_dir"]) is not None or not supervisor_alive(row):
-                if reconcile(store, job["id"])["status"] != "running":
-                    break
+            if watcher.exited(batch.run) and reconcile(store, job["id"])["status"] != "running":
+                break
         time.sleep(poll_s)
     if cancelled():
         return store.get_run(job["id"]) or job

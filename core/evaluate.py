@@ -45,16 +45,10 @@ import paddle.nn.functional as F  # noqa: E402
 
 from core import batching  # noqa: E402
 from core.events import EventWriter  # noqa: E402
-from core.train import (  # noqa: E402
-    device_label,
-    encode_split,
-    load_classifier,
-    pad_id_for,
-    pick_device,
-    predict,
-    set_device,
-    versions,
-)
+from core.trainer.checkpoints import load_classifier  # noqa: E402
+from core.trainer.encoding import encode_split, pad_id_for  # noqa: E402
+from core.trainer.evaluation import predict  # noqa: E402
+from core.trainer.runtime import device_label, pick_device, set_device, versions  # noqa: E402
 
 CLOZE_PROMPT = "{sentence} It was"
 CLOZE_WORDS = (" terrible", " great")  # label 0, label 1

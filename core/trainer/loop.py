@@ -1,0 +1,407 @@
+"""The Trainer: setup, the training loop, the flush where ranks agree, and how a run ends.
+
+Only rank 0 writes events (core.events); every rank writes paddle's own logs/workerlog.N. A file
+RUN/stop, SIGTERM or SIGINT asks for a graceful stop: flush, checkpoint, ``end`` stopped, exit 0.
+With several ranks the flush is also where ranks talk: one all_gather of a few floats per rank
+(health, stop request, NaN), so every rank decides to stop at the same step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import paddle
+import paddle.distributed as dist
+import paddle.nn.functional as F
+
+from core import batching
+from core.config import RunConfig
+from core.trainer import checkpoints, elastic, runtime, schedule
+from core.trainer.encoding import DEV_FILE, load_splits, pad_id_for
+from core.trainer.evaluation import amp_context, evaluate_dev
+from core.trainer.fastpath import choose_fast_path
+from core.trainer.optim import build_optimisation
+from core.trainer.reporting import FLUSH_EVERY_S, FLUSH_MAX_STEPS, Pending, Reporter, StepWindow, step_fields
+
+# Fault injection for tests: the loss of this step (1-based) becomes NaN.
+NAN_TEST_STEP = int(os.environ.get("GPT2_TUI_TEST_NAN_AT_STEP", "0") or 0)
+
+
+class Trainer:
+    def __init__(self, ns: argparse.Namespace, cfg: RunConfig):
+        self.ns, self.cfg = ns, cfg
+        self.run_dir = Path(ns.run_dir).resolve()
+        self.stop_file = self.run_dir / "stop"
+        self.out_dir = Path(cfg.output_dir).resolve() if cfg.output_dir else self.run_dir / "checkpoints"
+        self.rank = dist.get_rank()
+        self.world = dist.get_world_size()
+        self.local_rank = runtime.local_rank(self.rank)
+        self.comm = runtime.Collectives(self.world)
+        self.probe = runtime.Probe()
+        self.report = Reporter(self.rank)
+        self.window = StepWindow()
+        self.ended = False
+        self.global_step = 0
+        self.start_step = 0
+        self.signal_num = 0  # SIGTERM/SIGINT received (the handler only records it)
+        self.restart = 0  # under an elastic launcher: how many times the job was restarted before this one
+        self.samples_done = 0  # this rank's rows since start
+        self.best_accuracy: float | None = None
+        self.last_eval_step = -1
+        self.last_save_step = -1
+        self.nan_seen = False
+        self.fast: dict[str, Any] = {}
+        self.device = "cpu"
+        self.device_str = f"cpu:{self.local_rank}"
+        self._last_flush = time.perf_counter()
+        self.epoch_f = 0.0
+        self.notes: list[tuple[str, str]] = []  # log lines found during setup, written after `start`
+        self.resume_state: dict[str, Any] | None = None
+        self._lr_used = 0.0
+        self._flush_interval = 1  # steps between flushes when world > 1 (adapted at every flush)
+        self._next_flush_step = 0
+
+    def emit(self, type: str, **fields: Any) -> None:
+        self.report.emit(type, **fields)
+
+    def log(self, text: str, level: str = "info") -> None:
+        self.report.log(text, level)
+
+    def _heartbeat(self) -> dict[str, Any]:
+        return {"rank": self.rank, "step": self.global_step, "mem_bytes": self.probe.mem_bytes(),
+                "host": socket.gethostname(), "local_rank": self.local_rank, "device": self.device_str}
+
+    # ------------------------------------------------------------------ life of the process
+    def run(self) -> int:
+        self.report.open(self.run_dir, self._heartbeat)
+        self.install_signal_handlers()
+        try:
+            self.setup()
+            self.install_signal_handlers()  # again: importing paddle/paddlenlp replaces SIGTERM's handler
+            status, reason = self.train()
+            self.end(status, reason)
+            return 1 if status == "failed" else 0
+        except BaseException as e:
+            if not self.ended:
+                msg = str(e) or repr(e)
+                self.end("failed", f"{type(e).__name__}: {msg}")
+            raise
+        finally:
+            self.report.close()
+
+    def end(self, status: str, reason: str) -> None:
+        self.ended = True
+        if self.restart_expected(status):
+            # Not the end: paddle's elastic launcher restarts the pod, and the next incarnation continues
+            # this run's event file from the latest checkpoint. Its `end` will be the run's.
+            self.log(f"rank 0 {status} at step {self.global_step} ({reason}); the elastic launcher restarts the "
+                     f"job (restart {self.restart + 1} of {self.cfg.max_restart})", "warning")
+            return
+        self.emit("end", status=status, reason=reason)
+
+    def restart_expected(self, status: str) -> bool:
+        return elastic.restart_expected(status, self.cfg.max_restart, self.restart, self.stop_file.exists(),
+                                        bool(self.signal_num))
+
+    def elastic_restart_point(self) -> None:
+        """Under an elastic launcher (max_restart > 0) a restarted job continues from the latest checkpoint."""
+        if self.cfg.max_restart <= 0 or self.ns.resume_from:
+            return
+        self.restart = elastic.restarts_so_far(self.run_dir / "events.jsonl")
+        if not self.restart:
+            return
+        ck = checkpoints.latest_checkpoint(self.out_dir)
+        if ck is not None:
+            self.ns.resume_from = str(ck)
+        self.notes.append((f"restart {self.restart} of {self.cfg.max_restart} by the elastic launcher: "
+                           + (f"continuing from {ck.name}" if ck else "no checkpoint yet, starting again at step 1"),
+                           "warning"))
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.signal_num = int(signum)
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        cfg = self.cfg
+        problems = cfg.validate()
+        if problems:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
+        self.device = runtime.pick_device(cfg.device, cfg.devices)
+        self.elastic_restart_point()
+        runtime.set_device(self.device)
+        if self.world > 1:
+            dist.init_parallel_env()
+        self.device_str = runtime.device_label(self.device, self.local_rank)
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        paddle.seed(cfg.seed)
+        if self.rank == 0:
+            try:
+                self.out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise checkpoints.CheckpointError(
+                    f"cannot create the output folder {self.out_dir}: {e.strerror or e}") from None
+            if not os.access(self.out_dir, os.W_OK):
+                raise checkpoints.CheckpointError(f"the output folder {self.out_dir} is not writable")
+
+        from paddlenlp.transformers import GPTTokenizer
+
+        self.fast = choose_fast_path(self.device, cfg.use_amp, runtime.gpu_capability,
+                                     runtime.flash_attention_importable)
+        self.tokenizer = GPTTokenizer.from_pretrained(self.ns.model_dir)
+        src = self.ns.resume_from or self.ns.model_dir
+        self.model = checkpoints.load_classifier(src, self.fast)
+        self.pad_id = pad_id_for(self.model)
+        tok_eos = self.tokenizer.eos_token_id
+        if tok_eos is not None and int(tok_eos) != self.pad_id:
+            self.notes.append((f"the tokenizer's EOS id {tok_eos} differs from the model's eos_token_id "
+                               f"{self.pad_id}; padding with {self.pad_id}, the id the classifier skips", "warning"))
+        if self.fast.get("flash_attention") and self.fast.get("dropout_zeroed"):
+            self.notes.append(("flash attention is on: attention and hidden dropout set to 0 "
+                               "(flash attention on Hopper refuses dropout > 0)", "info"))
+
+        self.load_data()
+        self.host_info = self.comm.gather_objects((socket.gethostname(), self.local_rank, self.device_str))
+        opt = build_optimisation(self.model, cfg, self.total_steps, self.fast)
+        self.model, self.optimizer, self.scheduler, self.scaler = opt.model, opt.optimizer, opt.scheduler, opt.scaler
+        self.resume_state = self.load_resume_state()
+        self.raw_model = self.model
+        self.model.train()
+        if self.world > 1:
+            self.model = paddle.DataParallel(self.model)
+
+        self.probe.attach(self.device)
+        nnodes = int(os.environ.get("PADDLE_NNODES", "0") or 0) or len({h for h, _, _ in self.host_info})
+        self.emit(
+            "start", world_size=self.world, nnodes=nnodes, devices=[d for _, _, d in self.host_info],
+            versions=runtime.versions(), total_steps=self.total_steps, samples_per_epoch=len(self.train_enc),
+            num_epochs=round(self.total_steps / self.steps_per_epoch, 4), resumed_from_step=self.start_step,
+            pid=os.getpid(), fast_path=self.fast,
+            steps_per_epoch=self.steps_per_epoch, global_batch=self.global_batch, dev_rows=len(self.dev_enc),
+            output_dir=str(self.out_dir), hosts=[h for h, _, _ in self.host_info], restart=self.restart,
+        )
+        for text, level in self.notes:
+            self.log(text, level)
+        tr, dv = self.train_enc.truncated, self.dev_enc.truncated
+        self.log(f"truncated {tr} of {len(self.train_enc)} train and {dv} of {len(self.dev_enc)} dev sentences "
+                 f"to max_seq_length={cfg.max_seq_length} tokens", "warning" if tr or dv else "info")
+        if self.resume_state:
+            self.log(f"resumed from {self.ns.resume_from} at step {self.start_step}")
+
+    def load_data(self) -> None:
+        cfg = self.cfg
+        if cfg.data_dir == "glue":
+            raise ValueError("--data_dir glue: the launcher resolves it to the downloaded folder; pass that folder")
+        data_dir = Path(cfg.resolved_data_dir())  # 'sample' = the bundled sample
+        self.train_enc, self.dev_enc, note = load_splits(self.tokenizer, data_dir, cfg.max_seq_length, self.pad_id,
+                                                         self.local_rank == 0, self.comm.barrier)
+        self.notes.append((note, "info"))
+        self.global_batch = cfg.per_device_train_batch_size * self.world
+        self.steps_per_epoch = batching.steps_per_epoch(len(self.train_enc), self.global_batch, self.world)
+        self.total_steps = schedule.total_steps(cfg.max_steps, cfg.num_train_epochs, self.steps_per_epoch)
+
+    def load_resume_state(self) -> dict[str, Any] | None:
+        ck = self.ns.resume_from
+        if not ck:
+            return None
+        ck_path = Path(ck)
+        state = checkpoints.read_state(ck_path)
+        warning = checkpoints.restore_optimizer(ck_path, self.optimizer)
+        if warning:
+            self.notes.append((warning, "warning"))
+        self.start_step = int(state.get("global_step", 0))
+        lr_step = int(state.get("lr_step", self.start_step))
+        self.scheduler.step(lr_step)
+        self.best_accuracy = state.get("best_accuracy")
+        epoch_f = float(state.get("epoch", self.start_step / self.steps_per_epoch))
+        self.resume_epoch, self.resume_skip = schedule.resume_position(epoch_f, self.steps_per_epoch)
+        if self.start_step >= self.total_steps:
+            raise ValueError(f"the checkpoint is at step {self.start_step}, and this run has only "
+                             f"{self.total_steps} steps: raise max_steps or num_train_epochs to continue")
+        return state
+
+    # ------------------------------------------------------------------ the loop
+    def epochs(self) -> Iterator[tuple[int, int, list[int], int]]:
+        """(epoch, index in epoch, this rank's rows, global batch size) from the resume point on."""
+        epoch = self.resume_epoch if self.resume_state else 0
+        skip = self.resume_skip if self.resume_state else 0
+        lengths = self.train_enc.lengths
+        while True:
+            gbs = batching.global_batches(lengths, self.global_batch, self.world, self.cfg.seed, epoch)
+            for i in range(skip, len(gbs)):
+                yield epoch, i, gbs[i][self.rank :: self.world], len(gbs[i])
+            skip = 0
+            epoch += 1
+
+    def train(self) -> tuple[str, str]:
+        cfg = self.cfg
+        self.global_step = self.start_step
+        self._last_flush = time.perf_counter()
+        self._next_flush_step = self.global_step + self._flush_interval
+        if self.world == 1 and (reason := self.local_stop_reason()):
+            return self.stop(reason)
+        data = self.epochs()
+        while self.global_step < self.total_steps:
+            epoch, index, rows, gsize = next(data)
+            t0 = time.perf_counter()
+            loss = self.train_step(rows)
+            self.global_step += 1
+            step = self.global_step
+            self.epoch_f = epoch + (index + 1) / self.steps_per_epoch
+            # tokens/s of the whole job, estimated as rank 0's non-pad tokens x world (ranks get rows of
+            # similar length: each takes every world-th row of a length-sorted global batch)
+            tokens = int(self.train_enc.lengths[rows].sum()) * self.world
+            self.window.add(Pending(step, self.epoch_f, loss, self._lr_used, gsize, tokens,
+                                    time.perf_counter() - t0, t0))
+            self.samples_done += len(rows)
+            last = step >= self.total_steps
+            do_eval = step % cfg.eval_steps == 0 or last
+            do_save = step % cfg.save_steps == 0 or last
+            verdict = self.maybe_flush(force=do_eval or do_save, final=last)
+            if verdict is not None:
+                return verdict
+            if do_eval:
+                self.evaluate()
+            if do_save:
+                self.save_checkpoint()
+        return "finished", f"reached step {self.global_step} of {self.total_steps}"
+
+    def train_step(self, rows: list[int]) -> Any:
+        ids, labels, _ = batching.pad_batch(self.train_enc, rows, self.pad_id)
+        x, y = paddle.to_tensor(ids), paddle.to_tensor(labels)
+        with amp_context(self.fast):
+            logits = self.model(x)
+        loss = F.cross_entropy(logits.astype("float32"), y)
+        if self.global_step + 1 == NAN_TEST_STEP:
+            loss = loss * float("nan")
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self._lr_used = float(self.scheduler.get_lr())
+        self.scheduler.step()
+        self.optimizer.clear_grad()
+        return loss.detach()
+
+    def local_stop_reason(self) -> str | None:
+        if self.signal_num:
+            return f"{signal.Signals(self.signal_num).name} received"
+        if self.stop_file.exists():
+            return f"stop requested ({self.stop_file})"
+        return None
+
+    def maybe_flush(self, force: bool = False, final: bool = False) -> tuple[str, str] | None:
+        """Flush when due; returns (status, reason) when the run must end here (stop, NaN)."""
+        if self.world == 1:
+            # os.path.exists every step costs ~2 us: a single process stops at the very step asked.
+            due = (force or self.signal_num or self.stop_file.exists()
+                   or len(self.window.pending) >= FLUSH_MAX_STEPS
+                   or time.perf_counter() - self._last_flush >= FLUSH_EVERY_S)
+            return self.flush(final) if due else None
+        # Several ranks: the flush is a collective, so it happens at the same steps on every rank, and
+        # a stop (seen by rank 0 only: other nodes do not see RUN/stop) is agreed on there.
+        if not force and self.global_step < self._next_flush_step:
+            return None
+        return self.flush(final)
+
+    def flush(self, final: bool = False) -> tuple[str, str] | None:
+        """Fetch the pending losses (one device sync), agree with the other ranks, write the step events.
+
+        ``final``: the last step of the run, so a partial logging window is written too."""
+        step = self.global_step
+        pend = self.window.fetch(synchronous_device=self.device == "cpu")
+        self._last_flush = time.perf_counter()
+        nan_step = next((p.step for p in pend if not math.isfinite(p.loss)), 0)
+        mean_dt = (sum(p.dt for p in pend) / len(pend)) if pend else 0.0
+        row = [mean_dt, float(self.samples_done), float(self.probe.mem_bytes()), self.probe.util(),
+               1.0 if self.stop_file.exists() else 0.0, float(nan_step), float(self.signal_num)]
+        table = self.comm.all_gather_rows(row)  # every rank gets the same table and so decides the same
+        if self.world > 1:
+            slowest = float(table[:, 0].max())
+            self._flush_interval = int(min(FLUSH_MAX_STEPS, max(1, FLUSH_EVERY_S // max(slowest, 1e-3))))
+            self._next_flush_step = step + self._flush_interval
+            nan_steps = [int(s) for s in table[:, 5] if s > 0]
+            nan_step = min(nan_steps) if nan_steps else 0
+        self.emit_steps(final=final)
+        if pend:
+            self.emit("ranks", step=step, ranks=[
+                {"rank": r, "host": self.host_info[r][0], "local_rank": self.host_info[r][1],
+                 "device": self.host_info[r][2], "step_time": float(table[r, 0]), "samples": int(table[r, 1]),
+                 "mem_bytes": int(table[r, 2]), "util": float(table[r, 3])}
+                for r in range(self.world)])
+        if nan_step and not self.nan_seen:
+            self.nan_seen = True
+            self.log(f"loss became nan/inf at step {nan_step}", "error")
+            if self.cfg.stop_on_nan:
+                self.emit_steps(final=True)
+                self.save_checkpoint()
+                return "failed", f"loss became nan at step {nan_step} (checkpoint saved)"
+        sigs = {r: int(table[r, 6]) for r in range(self.world) if table[r, 6] > 0}
+        if 0 in sigs:  # rank 0 signalled: the user's stop escalation or Ctrl-C hits the whole job
+            return self.stop(f"{signal.Signals(sigs[0]).name} received")
+        if table[:, 4].max() > 0:
+            return self.stop(f"stop requested ({self.stop_file})")
+        if sigs:  # only other ranks were signalled: their launcher or node went away, not a user's stop
+            r = min(sigs)
+            return self.stop(f"rank {r} on {self.host_info[r][0]} received {signal.Signals(sigs[r]).name}",
+                             status="failed", hint="its launcher or node is probably gone")
+        return None
+
+    def emit_steps(self, final: bool) -> None:
+        for win in self.window.windows(self.cfg.logging_steps, final):
+            self.emit("step", **step_fields(win))
+
+    def stop(self, reason: str, status: str = "stopped", hint: str = "") -> tuple[str, str]:
+        self.emit_steps(final=True)
+        hint = f"; {hint}" if hint else ""
+        if self.global_step > self.start_step:
+            self.save_checkpoint()
+            return status, f"{reason} at step {self.global_step} (checkpoint saved){hint}"
+        return status, f"{reason} before the first step (nothing to save){hint}"
+
+    # ------------------------------------------------------------------ eval and checkpoints
+    def evaluate(self) -> None:
+        step = self.global_step
+        if self.last_eval_step == step:
+            return
+        self.last_eval_step = step
+        res = evaluate_dev(self.raw_model, self.dev_enc, self.rank, self.world, self.cfg.per_device_eval_batch_size,
+                           self.pad_id, self.fast, self.comm)
+        if self.best_accuracy is None or res.accuracy > self.best_accuracy:
+            self.best_accuracy = res.accuracy
+        dt = res.seconds
+        self.emit("eval", step=step, accuracy=res.accuracy, loss=res.loss, n=res.n,
+                  eval_path=str(Path(self.cfg.resolved_data_dir()).resolve() / DEV_FILE), mode="classify",
+                  eval_time=round(dt, 3), samples_per_s=res.n / dt if dt > 0 else None)
+
+    def save_checkpoint(self) -> None:
+        step = self.global_step
+        if self.last_save_step == step:
+            return
+        self.last_save_step = step
+        if self.rank != 0:
+            return
+        state = {"global_step": step, "epoch": self.epoch_f,
+                 "lr_step": int(self.scheduler.last_epoch), "best_accuracy": self.best_accuracy,
+                 "world_size": self.world, "global_batch": self.global_batch,
+                 "steps_per_epoch": self.steps_per_epoch, "seed": self.cfg.seed,
+                 "max_seq_length": self.cfg.max_seq_length, "model_dir": str(Path(self.ns.model_dir).resolve())}
+        final = checkpoints.save_checkpoint(self.out_dir, step, self.raw_model, self.tokenizer, self.optimizer, state)
+        self.emit("checkpoint", step=step, path=str(final))

@@ -9,6 +9,7 @@ With several ranks the flush is also where ranks talk: one all_gather of a few f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import random
@@ -160,7 +161,7 @@ class Trainer:
 
         from paddlenlp.transformers import GPTTokenizer
 
-        self.fast = choose_fast_path(self.device, cfg.use_amp, runtime.gpu_capability,
+        self.fast = choose_fast_path(self.device, cfg.amp_dtype, cfg.fp16_opt_level, runtime.gpu_capability,
                                      runtime.flash_attention_importable)
         self.tokenizer = GPTTokenizer.from_pretrained(self.ns.model_dir)
         src = self.ns.resume_from or self.ns.model_dir
@@ -210,7 +211,8 @@ class Trainer:
         self.train_enc, self.dev_enc, note = load_splits(self.tokenizer, data_dir, cfg.max_seq_length, self.pad_id,
                                                          self.local_rank == 0, self.comm.barrier)
         self.notes.append((note, "info"))
-        self.global_batch = cfg.per_device_train_batch_size * self.world
+        # one optimiser step takes gradient_accumulation_steps micro-batches on every rank
+        self.global_batch = cfg.per_device_train_batch_size * self.world * cfg.gradient_accumulation_steps
         self.steps_per_epoch = batching.steps_per_epoch(len(self.train_enc), self.global_batch, self.world)
         self.total_steps = schedule.total_steps(cfg.max_steps, cfg.num_train_epochs, self.steps_per_epoch)
 
@@ -235,15 +237,16 @@ class Trainer:
         return state
 
     # ------------------------------------------------------------------ the loop
-    def epochs(self) -> Iterator[tuple[int, int, list[int], int]]:
-        """(epoch, index in epoch, this rank's rows, global batch size) from the resume point on."""
+    def epochs(self) -> Iterator[tuple[int, int, bool, list[int], int]]:
+        """(epoch, index in epoch, last of the epoch, this rank's rows, global batch size) from the resume
+        point on."""
         epoch = self.resume_epoch if self.resume_state else 0
         skip = self.resume_skip if self.resume_state else 0
         lengths = self.train_enc.lengths
         while True:
             gbs = batching.global_batches(lengths, self.global_batch, self.world, self.cfg.seed, epoch)
             for i in range(skip, len(gbs)):
-                yield epoch, i, gbs[i][self.rank :: self.world], len(gbs[i])
+                yield epoch, i, i + 1 == len(gbs), gbs[i][self.rank :: self.world], len(gbs[i])
             skip = 0
             epoch += 1
 
@@ -256,7 +259,7 @@ class Trainer:
             return self.stop(reason)
         data = self.epochs()
         while self.global_step < self.total_steps:
-            epoch, index, rows, gsize = next(data)
+            epoch, index, epoch_end, rows, gsize = next(data)
             t0 = time.perf_counter()
             loss = self.train_step(rows)
             self.global_step += 1
@@ -269,8 +272,9 @@ class Trainer:
                                     time.perf_counter() - t0, t0))
             self.samples_done += len(rows)
             last = step >= self.total_steps
-            do_eval = step % cfg.eval_steps == 0 or last
-            do_save = step % cfg.save_steps == 0 or last
+            do_eval = schedule.should_evaluate(step, last, epoch_end, cfg.do_eval, cfg.evaluation_strategy,
+                                               cfg.eval_steps)
+            do_save = schedule.should_save(step, last, epoch_end, cfg.save_strategy, cfg.save_steps)
             verdict = self.maybe_flush(force=do_eval or do_save, final=last)
             if verdict is not None:
                 return verdict
@@ -281,24 +285,34 @@ class Trainer:
         return "finished", f"reached step {self.global_step} of {self.total_steps}"
 
     def train_step(self, rows: list[int]) -> Any:
-        ids, labels, _ = batching.pad_batch(self.train_enc, rows, self.pad_id)
-        x, y = paddle.to_tensor(ids), paddle.to_tensor(labels)
-        with amp_context(self.fast):
-            logits = self.model(x)
-        loss = F.cross_entropy(logits.astype("float32"), y)
-        if self.global_step + 1 == NAN_TEST_STEP:
-            loss = loss * float("nan")
+        """One optimiser step over this rank's rows: the loss is their mean however many micro-batches
+        they take (each micro-batch's mean loss weighted by its share of the rows)."""
+        micro = schedule.micro_batches(rows, self.cfg.gradient_accumulation_steps)
+        total: Any = None
+        for i, mb in enumerate(micro):
+            ids, labels, _ = batching.pad_batch(self.train_enc, mb, self.pad_id)
+            x, y = paddle.to_tensor(ids), paddle.to_tensor(labels)
+            with amp_context(self.fast):
+                logits = self.model(x)
+            loss = F.cross_entropy(logits.astype("float32"), y)
+            if self.global_step + 1 == NAN_TEST_STEP:
+                loss = loss * float("nan")
+            if len(micro) > 1:
+                loss = loss * (len(mb) / len(rows))
+            # DataParallel all-reduces gradients at each backward: only the last micro-batch's needs to
+            sync = self.world == 1 or i == len(micro) - 1
+            with contextlib.nullcontext() if sync else self.model.no_sync():
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+            total = loss.detach() if total is None else total + loss.detach()
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
-            loss.backward()
             self.optimizer.step()
         self._lr_used = float(self.scheduler.get_lr())
         self.scheduler.step()
         self.optimizer.clear_grad()
-        return loss.detach()
+        return total
 
     def local_stop_reason(self) -> str | None:
         if self.signal_num:

@@ -8,6 +8,7 @@ from typing import Any
 import paddle
 
 from core.config import RunConfig
+from core.trainer import schedule
 
 
 @dataclass
@@ -21,19 +22,23 @@ class Optimisation:
 def build_optimisation(model: Any, cfg: RunConfig, total_steps: int, fast: dict[str, Any]) -> Optimisation:
     from paddlenlp.transformers import LinearDecayWithWarmup
 
-    scheduler = LinearDecayWithWarmup(cfg.learning_rate, total_steps, float(cfg.warmup_ratio))
+    # an int is a number of steps to LinearDecayWithWarmup (a float would be a ratio)
+    warmup = schedule.warmup_steps(cfg.warmup_steps, cfg.warmup_ratio, total_steps)
+    scheduler = LinearDecayWithWarmup(cfg.learning_rate, total_steps, int(warmup))
     no_decay = ("bias", "norm")
     decay = {p.name for n, p in model.named_parameters() if not any(k in n for k in no_decay)}
+    clip = paddle.nn.ClipGradByGlobalNorm(cfg.max_grad_norm) if cfg.max_grad_norm > 0 else None
     optimizer: Any = paddle.optimizer.AdamW(
         learning_rate=scheduler, parameters=model.parameters(), weight_decay=cfg.weight_decay,
-        apply_decay_param_fun=lambda name: name in decay, grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0),
+        epsilon=cfg.adam_epsilon, apply_decay_param_fun=lambda name: name in decay, grad_clip=clip,
     )
     scaler = None
     if fast.get("amp_dtype"):
-        model, optimizer = paddle.amp.decorate(
-            models=model, optimizers=optimizer, level="O2", dtype=fast["amp_dtype"],
-            master_grad=True, save_dtype="float32",
-        )
+        if fast.get("amp_level") == "O2":  # O1 casts op by op under auto_cast and keeps fp32 weights
+            model, optimizer = paddle.amp.decorate(
+                models=model, optimizers=optimizer, level="O2", dtype=fast["amp_dtype"],
+                master_grad=bool(fast.get("master_grad")), save_dtype="float32",
+            )
         if fast.get("grad_scaler"):
-            scaler = paddle.amp.GradScaler(init_loss_scaling=2.0**15)
+            scaler = paddle.amp.GradScaler(init_loss_scaling=cfg.scale_loss)
     return Optimisation(model, optimizer, scheduler, scaler)

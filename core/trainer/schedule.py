@@ -23,3 +23,47 @@ def resume_position(epoch_f: float, steps_per_epoch: int) -> tuple[int, int]:
     is approximate (the same fraction of the epoch is skipped)."""
     epoch = int(epoch_f)
     return epoch, min(steps_per_epoch, round((epoch_f - epoch) * steps_per_epoch))
+
+
+def warmup_steps(warmup_steps: int, warmup_ratio: float, total: int) -> int:
+    """Linear warm-up length: warmup_steps when > 0 (it overrides the ratio, as in PaddleNLP), else
+    floor(warmup_ratio x total), as PaddleNLP's LinearDecayWithWarmup rounds a ratio."""
+    if warmup_steps > 0:
+        return warmup_steps
+    return int(math.floor(warmup_ratio * total))
+
+
+def micro_batches(rows: list[int], accumulation: int) -> list[list[int]]:
+    """This rank's rows of one optimiser step cut into ``accumulation`` contiguous, near-equal micro-batches.
+
+    The rows come length-sorted, so neighbours pad alike; a short last batch gives fewer (never empty)
+    micro-batches."""
+    k = max(1, min(accumulation, len(rows)))
+    size, extra = divmod(len(rows), k)
+    out, start = [], 0
+    for i in range(k):
+        end = start + size + (1 if i < extra else 0)
+        out.append(rows[start:end])
+        start = end
+    return out
+
+
+def should_evaluate(step: int, last: bool, epoch_end: bool, do_eval: bool, strategy: str, eval_steps: int) -> bool:
+    """do_eval false: never. Else at the last step, and every eval_steps (steps) or at each epoch's end
+    (epoch); strategy 'no' evaluates only at the last step."""
+    if not do_eval:
+        return False
+    return last or _by_strategy(step, epoch_end, strategy, eval_steps)
+
+
+def should_save(step: int, last: bool, epoch_end: bool, strategy: str, save_steps: int) -> bool:
+    """The last step always saves; before it, every save_steps (steps), each epoch's end (epoch) or never (no)."""
+    return last or _by_strategy(step, epoch_end, strategy, save_steps)
+
+
+def _by_strategy(step: int, epoch_end: bool, strategy: str, every: int) -> bool:
+    if strategy == "steps":
+        return step % every == 0
+    if strategy == "epoch":
+        return epoch_end
+    return False

@@ -106,3 +106,28 @@ def test_restarts_so_far(tmp_path):
     assert elastic.restarts_so_far(f) == 0
     f.write_text('{"type":"start"}\n{"type":"step"}\n{"type":"start"}\n')
     assert elastic.restarts_so_far(f) == 2
+
+
+# --------------------------------------------------------------------------- what a checkpoint records
+def test_record_best_checkpoint_is_the_saved_one_with_the_best_eval(tmp_path):
+    from core.trainer.state import RunRecord, state_files
+
+    r = RunRecord()
+    r.logged_step(2, 0.1, 0.7, 1e-3, 0.5, 16.0)
+    r.evaluated(2, 0.1, 0.6, 0.69, 1.0, 300.0)
+    r.saving(2, tmp_path / "checkpoint-2")
+    r.evaluated(3, 0.15, 0.9, 0.5, 1.0, 300.0)  # the best eval, but no checkpoint at step 3
+    r.saving(4, tmp_path / "checkpoint-4")  # no eval at step 4: not a candidate
+    assert r.best_accuracy == 0.9 and r.best_metric == 0.6 and r.best_model_checkpoint.endswith("checkpoint-2")
+    files = state_files(r, {"global_step": 4, "epoch": 0.2, "steps_per_epoch": 20}, 40)
+    nlp, ours = files["trainer_state.json"], files["gpt2tui_state.json"]
+    assert nlp["global_step"] == 4 and nlp["max_steps"] == 40 and nlp["num_train_epochs"] == 2
+    assert [h["step"] for h in nlp["log_history"]] == [2, 2, 3]
+    assert nlp["log_history"][0] == {"loss": 0.7, "learning_rate": 1e-3, "global_step": 2, "interval_runtime": 0.5,
+                                     "interval_samples_per_second": 16.0, "interval_steps_per_second": 2.0,
+                                     "progress_or_epoch": 0.1, "step": 2}
+    assert ours["best_accuracy"] == 0.9 and "log_history" not in ours
+
+    resumed = RunRecord()
+    resumed.resumed(ours, nlp, start_step=2)  # entries after the checkpoint's step are dropped
+    assert [h["step"] for h in resumed.log_history] == [2, 2] and resumed.best_metric == 0.6

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,8 +10,7 @@ from typing import Any
 
 import paddle
 
-OPTIMIZER_FILE = "optimizer.pdopt"
-STATE_FILE = "trainer_state.json"
+from core import checkpoint_files as files
 
 
 class CheckpointError(OSError):
@@ -48,50 +44,34 @@ def load_classifier(path: str, fast: dict[str, Any] | None = None) -> Any:
     return GPTForSequenceClassification.from_pretrained(path, **kw)
 
 
-def save_checkpoint(out_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: Any,
-                    state: dict[str, Any]) -> Path:
-    """Write ``out_dir/checkpoint-<step>``: built in a hidden folder, renamed into place when complete."""
+def save_checkpoint(out_dir: Path, step: int, model: Any, tokenizer: Any, optimizer: Any | None,
+                    state_files: dict[str, Any]) -> Path:
+    """Write ``out_dir/checkpoint-<step>`` durably: built in a hidden folder, fsynced, renamed into place.
+
+    ``state_files``: file name -> JSON object. ``optimizer`` None saves no optimizer state."""
     final = out_dir / f"checkpoint-{step}"
-    tmp = out_dir / f".checkpoint-{step}.tmp-{os.getpid()}"
+    tmp = files.tmp_folder(out_dir, step)
     try:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         with portable_config(model):
             model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
-        paddle.save(optimizer.state_dict(), str(tmp / OPTIMIZER_FILE))
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if optimizer is not None:
+            paddle.save(optimizer.state_dict(), str(tmp / files.OPTIMIZER_FILE))
+        for name, obj in state_files.items():
+            files.write_json(tmp / name, obj)
+        files.commit_folder(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise CheckpointError(f"cannot save checkpoint-{step} to {final}: {e.strerror or e}") from None
     return final
 
 
-def read_state(ckpt: Path) -> dict[str, Any]:
-    state: dict[str, Any] = {}
-    with contextlib.suppress(FileNotFoundError):
-        state = json.loads((ckpt / STATE_FILE).read_text())
-    return state
-
-
 def restore_optimizer(ckpt: Path, optimizer: Any) -> str | None:
     """Load the optimizer's state; a warning to log when the checkpoint has none."""
-    opt_file = ckpt / OPTIMIZER_FILE
+    opt_file = ckpt / files.OPTIMIZER_FILE
     if not opt_file.is_file():
         return f"{opt_file} is missing: the optimizer starts fresh (AdamW moments reset)"
     optimizer.set_state_dict(paddle.load(str(opt_file)))
     return None
-
-
-def latest_checkpoint(out_dir: Path) -> Path | None:
-    """The complete checkpoint-N folder with the largest N (saves are renamed into place when done)."""
-    best: tuple[int, Path] | None = None
-    with contextlib.suppress(OSError):
-        for d in out_dir.iterdir():
-            m = re.fullmatch(r"checkpoint-(\d+)", d.name)
-            if m and (d / "model_state.pdparams").is_file() and (best is None or int(m.group(1)) > best[0]):
-                best = (int(m.group(1)), d)
-    return best[1] if best else None

@@ -16,10 +16,11 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from core.events import finite_or_text
+from core.models import WEIGHT_FILES
+
 CHECKPOINT_RE = re.compile(r"checkpoint-(\d+)")
 TMP_RE = re.compile(r"\.checkpoint-(\d+)\.tmp-(\d+)(-old)?")
-WEIGHT_FILES = ("model_state.pdparams", "model.safetensors", "model_state.pdparams.index.json",
-                "model.safetensors.index.json")
 OPTIMIZER_FILE = "optimizer.pdopt"
 PADDLENLP_STATE = "trainer_state.json"  # PaddleNLP's TrainerState (what its Trainer writes)
 OUR_STATE = "gpt2tui_state.json"  # what gpt2-tui needs besides: lr_step, world_size, model_dir, ...
@@ -137,7 +138,8 @@ def delete_checkpoint(path: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    """Strict JSON, as the event file: a NaN loss is written "nan" (PaddleNLP would write a bare NaN)."""
+    path.write_text(json.dumps(finite_or_text(obj), indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:

@@ -114,3 +114,12 @@ def test_read_state_prefers_ours_and_falls_back_to_trainer_state(tmp_path):
     assert cf.read_state(d)["max_seq_length"] == 32
     (d / cf.OUR_STATE).write_text("torn")
     assert cf.read_state(d)["max_seq_length"] == 64
+
+
+def test_state_files_are_strict_json_even_with_a_nan_loss(tmp_path):
+    cf.write_json(tmp_path / "s.json", {"log_history": [{"loss": float("nan"), "step": 1}]})
+
+    def bad(c):
+        raise ValueError(c)
+
+    assert json.loads((tmp_path / "s.json").read_text(), parse_constant=bad)["log_history"][0]["loss"] == "nan"

@@ -127,7 +127,7 @@ class Trainer(TrainerSetup):
     def train_step(self, rows: list[int]) -> Any:
         """One optimiser step over this rank's rows: the loss is their mean however many micro-batches
         they take (each micro-batch's mean loss weighted by its share of the rows)."""
-        micro = schedule.micro_batches(rows, self.cfg.gradient_accumulation_steps)
+        micro = schedule.micro_batches(rows, self.accum)
         total: Any = None
         for i, mb in enumerate(micro):
             ids, labels, _ = batching.pad_batch(self.train_enc, mb, self.pad_id)

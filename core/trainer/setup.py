@@ -26,6 +26,7 @@ from core.trainer.fastpath import choose_fast_path
 from core.trainer.optim import build_optimisation
 from core.trainer.reporting import Reporter, StepWindow
 from core.trainer.state import RunRecord, read_paddlenlp_state
+from core.trainer.trial import settle_fast_path
 
 
 class TrainerSetup:
@@ -48,6 +49,7 @@ class TrainerSetup:
         self.start_step = 0
         self.signal_num = 0  # SIGTERM/SIGINT received (the handler only records it)
         self.restart = 0  # under an elastic launcher: how many times the job was restarted before this one
+        self.accum = cfg.gradient_accumulation_steps  # micro-batches per step (more after an out-of-memory trial)
         self.samples_done = 0  # this rank's rows since start
         self.record = RunRecord()
         self.last_eval_step = -1
@@ -121,21 +123,21 @@ class TrainerSetup:
         self.fast = choose_fast_path(self.device, cfg.amp_dtype, cfg.fp16_opt_level, runtime.gpu_capability,
                                      runtime.flash_attention_importable)
         self.tokenizer = GPTTokenizer.from_pretrained(self.ns.model_dir)
-        src = self.ns.resume_from or self.ns.model_dir
-        self.model = checkpoints.load_classifier(src, self.fast)
+        self._rng_before_model = paddle.get_rng_state()
+        self.model = checkpoints.load_classifier(self.ns.resume_from or self.ns.model_dir, self.fast)
         self.pad_id = pad_id_for(self.model)
         tok_eos = self.tokenizer.eos_token_id
         if tok_eos is not None and int(tok_eos) != self.pad_id:
             self.notes.append((f"the tokenizer's EOS id {tok_eos} differs from the model's eos_token_id "
                                f"{self.pad_id}; padding with {self.pad_id}, the id the classifier skips", "warning"))
-        if self.fast.get("flash_attention") and self.fast.get("dropout_zeroed"):
-            self.notes.append(("flash attention is on: attention and hidden dropout set to 0 "
-                               "(flash attention on Hopper refuses dropout > 0)", "info"))
 
         self.load_data()
         self.host_info = self.comm.gather_objects((socket.gethostname(), self.local_rank, self.device_str))
-        opt = build_optimisation(self.model, cfg, self.total_steps, self.fast)
-        self.model, self.optimizer, self.scheduler, self.scaler = opt.model, opt.optimizer, opt.scheduler, opt.scaler
+        self.build_optimiser()
+        settle_fast_path(self)
+        if self.fast.get("flash_attention") and self.fast.get("dropout_zeroed"):
+            self.notes.append(("flash attention is on: attention and hidden dropout set to 0 "
+                               "(flash attention on Hopper refuses dropout > 0)", "info"))
         self.resume_state = self.load_resume_state()
         self.raw_model = self.model
         self.model.train()
@@ -159,6 +161,16 @@ class TrainerSetup:
                  f"to max_seq_length={cfg.max_seq_length} tokens", "warning" if tr or dv else "info")
         if self.resume_state:
             self.log(f"resumed from {self.ns.resume_from} at step {self.start_step}")
+
+    def build_optimiser(self) -> None:
+        opt = build_optimisation(self.model, self.cfg, self.total_steps, self.fast)
+        self.model, self.optimizer, self.scheduler, self.scaler = opt.model, opt.optimizer, opt.scheduler, opt.scaler
+
+    def build_model_and_optimiser(self) -> None:
+        """Again, for a stepped-down fast path: from the same random state, so the head starts the same."""
+        paddle.set_rng_state(self._rng_before_model)
+        self.model = checkpoints.load_classifier(self.ns.resume_from or self.ns.model_dir, self.fast)
+        self.build_optimiser()
 
     def load_data(self) -> None:
         cfg = self.cfg

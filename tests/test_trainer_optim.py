@@ -38,7 +38,7 @@ STEP_SCRIPT = textwrap.dedent("""
         model.train()
         lr = types.SimpleNamespace(get_lr=lambda: 0.5, step=lambda: None)
         t = types.SimpleNamespace(cfg=RunConfig(gradient_accumulation_steps=accum), train_enc=enc,
-                                  pad_id=pad_id_for(model), model=model, fast={}, global_step=0, world=1,
+                                  pad_id=pad_id_for(model), model=model, fast={}, global_step=0, world=1, accum=accum,
                                   scaler=None, scheduler=lr,
                                   optimizer=paddle.optimizer.SGD(0.5, parameters=model.parameters()))
         loss = float(Trainer.train_step(t, rows))

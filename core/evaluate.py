@@ -14,7 +14,7 @@ Modes:
   softmax over the scores. Long sentences are cut from their end so the prompt's " It was" stays.
 
 Events: ``start`` (total_steps = number of batches), a ``step`` per batch, one ``eval`` (step = the
-checkpoint's global step from trainer_state.json, else 0; accuracy, loss, n, mode, eval_path,
+checkpoint's global step from gpt2tui_state.json or trainer_state.json, else 0; accuracy, loss, n, mode, eval_path,
 checkpoint, precision/recall/f1 per class, confusion [[tn, fp], [fn, tp]] with rows = true label),
 then ``end``. Any error: ``end`` failed with the reason, exit status 1.
 
@@ -43,24 +43,17 @@ import numpy as np  # noqa: E402
 import paddle  # noqa: E402
 import paddle.nn.functional as F  # noqa: E402
 
-from core import batching  # noqa: E402
+from core import batching, checkpoint_files  # noqa: E402
 from core.events import EventWriter  # noqa: E402
-from core.train import (  # noqa: E402
-    device_label,
-    encode_split,
-    load_classifier,
-    pad_id_for,
-    pick_device,
-    predict,
-    set_device,
-    versions,
-)
+from core.trainer.checkpoints import load_classifier  # noqa: E402
+from core.trainer.encoding import encode_split, pad_id_for  # noqa: E402
+from core.trainer.evaluation import predict  # noqa: E402
+from core.trainer.runtime import device_label, pick_device, set_device, versions  # noqa: E402
 
 CLOZE_PROMPT = "{sentence} It was"
 CLOZE_WORDS = (" terrible", " great")  # label 0, label 1
 DEFAULT_MAX_SEQ_LENGTH = 128
-WEIGHT_FILES = ("model_state.pdparams", "model.safetensors", "model_state.pdparams.index.json",
-                "model.safetensors.index.json")
+WEIGHT_FILES = checkpoint_files.WEIGHT_FILES
 
 
 class EvalError(RuntimeError):
@@ -82,18 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="Where to run.")
     p.add_argument("--batch_size", type=int, default=64, help="Rows per batch.")
     p.add_argument("--max_seq_length", type=int, default=None,
-                   help="Token limit; default: the checkpoint's training value (trainer_state.json), else 128.")
+                   help="Token limit; default: the checkpoint's training value (gpt2tui_state.json), else 128.")
     p.add_argument("--tokenizer", default=None, help="Tokenizer folder when the checkpoint has none.")
     return p
 
 
 # --------------------------------------------------------------------------- locating things
 def read_trainer_state(ckpt: Path) -> dict[str, Any]:
-    try:
-        state = json.loads((ckpt / "trainer_state.json").read_text())
-        return state if isinstance(state, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    """gpt2tui_state.json, else trainer_state.json (older checkpoints of ours, PaddleNLP's), else {}."""
+    return checkpoint_files.read_state(ckpt)
 
 
 def _has_tokenizer(d: Path) -> bool:

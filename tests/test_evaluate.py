@@ -127,7 +127,7 @@ def test_help_quotes_the_cloze_prompt_and_words():
     assert "' great' (1)" in text
 
 
-def test_trainer_state_is_json(trained):
+def test_our_state_is_json(trained):
     ckpt, _ = trained
-    state = json.loads((ckpt / "trainer_state.json").read_text())
+    state = json.loads((ckpt / "gpt2tui_state.json").read_text())
     assert state["max_seq_length"] == 64 and Path(state["model_dir"]).is_absolute()

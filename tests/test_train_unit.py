@@ -162,7 +162,7 @@ def test_run_writes_start_steps_evals_checkpoints_end(run12):
         assert p.is_absolute() and p == run_dir / "checkpoints" / f"checkpoint-{c['step']}"
         for f in ("model_state.pdparams", "config.json", "optimizer.pdopt", "vocab.json", "merges.txt"):
             assert (p / f).is_file(), f
-        state = json.loads((p / "trainer_state.json").read_text())
+        state = json.loads((p / "gpt2tui_state.json").read_text())  # ours; trainer_state.json is PaddleNLP's
         assert state["global_step"] == c["step"] and state["lr_step"] == c["step"]
         assert state["best_accuracy"] == max(e["accuracy"] for e in evals if e["step"] <= c["step"])
     end = evs[-1]

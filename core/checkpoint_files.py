@@ -31,10 +31,14 @@ def checkpoint_step(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def has_weights(path: Path) -> bool:
+    """Any folder a model loads from: a config and a weights file (PaddleNLP's, an import's, ours)."""
+    return (path / "config.json").is_file() and any((path / f).is_file() for f in WEIGHT_FILES)
+
+
 def is_complete(path: Path) -> bool:
     """A ``checkpoint-N`` folder with a config and weights (ours are renamed into place only when whole)."""
-    return (checkpoint_step(path) is not None and (path / "config.json").is_file()
-            and any((path / f).is_file() for f in WEIGHT_FILES))
+    return checkpoint_step(path) is not None and has_weights(path)
 
 
 def list_checkpoints(out_dir: Path) -> list[tuple[int, Path]]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from core.cli_common import UserError, add_db_flag, fmt_time, need_run, open_store
+from core.models import WEIGHT_FILES
 from core.records import RunRow
 
 
@@ -46,7 +47,8 @@ def add_eval_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _is_checkpoint(ref: str) -> bool:
     p = Path(ref).expanduser()
-    return (p.is_dir() and (p / "model_state.pdparams").exists()) or (p.is_file() and p.suffix == ".pdparams")
+    # A folder with weights (its config may come from --model_name), or a bare .pdparams file.
+    return (p.is_dir() and any((p / f).is_file() for f in WEIGHT_FILES)) or (p.is_file() and p.suffix == ".pdparams")
 
 
 def target(store: Any, args: argparse.Namespace) -> tuple[RunRow, str]:

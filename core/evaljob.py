@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from core.checkpoint_files import has_weights
 from core.config import RunConfig
 from core.launch import EVAL_SCRIPT, LaunchError, Prepared, launch_env, make_run_dir, new_run_id
 from core.records import EvalRow
@@ -44,8 +45,8 @@ def resolve_checkpoint(store: Store, run: Mapping[str, Any] | None, spec: str) -
     else:
         raise LaunchError(f"--checkpoint {spec!r}: expected a step, latest, best or a folder")
     path = Path(c["path"])
-    if not (path / "model_state.pdparams").exists():
-        raise LaunchError(f"checkpoint {path} is missing model_state.pdparams (deleted?)")
+    if not has_weights(path):
+        raise LaunchError(f"checkpoint {path} has no config.json and weights any more (deleted?)")
     return path, c["step"]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import psutil
 
+from core.checkpoint_files import is_complete
 from core.config import RunConfig
 from core.probes import processes_of, wait_for_exit
 from core.probes import read_exit as read_exit  # their old home, for callers not yet on core.probes
@@ -368,7 +369,7 @@ def resume_point(store: Store, ref_run: Mapping[str, Any]) -> tuple[RunRow, RunC
     if parent["status"] == "running":
         raise LaunchError(f"run {parent['id']} is still running; stop it first (gpt2-tui stop {parent['id']})")
     # The newest checkpoint still on disk (a folder deleted by hand is skipped, not a crash in the ranks).
-    ckpts = [c for c in store.checkpoints(parent["id"]) if (Path(c["path"]) / "model_state.pdparams").is_file()]
+    ckpts = [c for c in store.checkpoints(parent["id"]) if is_complete(Path(c["path"]))]
     if not ckpts:
         raise LaunchError(f"run {parent['id']} has no checkpoint (left on disk) to resume from")
     cfg = RunConfig.from_dict(parent["config"], source=f"run {parent['id']}")

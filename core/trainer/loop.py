@@ -22,7 +22,6 @@ import paddle.nn.functional as F
 
 from core import batching
 from core import checkpoint_files as files
-from core.events import TYPES as EVENT_TYPES
 from core.trainer import checkpoints, elastic, schedule
 from core.trainer.encoding import DEV_FILE
 from core.trainer.evaluation import amp_context, evaluate_dev
@@ -271,6 +270,4 @@ class Trainer(TrainerSetup):
                                               f"(save_total_limit {cfg.save_total_limit}): {e}") from None
         for old_step, path in deleted:
             self.log(f"deleted {path.name} (save_total_limit {cfg.save_total_limit}; kept the newest and the best)")
-            # the event type arrives with engineer H6's schema change; until then the log line says it
-            if "checkpoint_deleted" in EVENT_TYPES:
-                self.emit("checkpoint_deleted", step=old_step, path=str(path))
+            self.emit("checkpoint_deleted", step=old_step, path=str(path))

@@ -4,11 +4,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from collections.abc import Callable
-from typing import Any
 
-from core.config import RunConfig, parse_bool
+from core.config import RunConfig
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,19 +13,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run_dir", required=True, help="Run folder: events.jsonl, stop, checkpoints/.")
     p.add_argument("--model_dir", required=True, help="Local PaddleNLP model folder (already resolved).")
     p.add_argument("--resume_from", default=None, help="A checkpoint-N folder to continue from.")
-    for f in dataclasses.fields(RunConfig):
-        typ = f.type if isinstance(f.type, str) else f.type.__name__
-        convs: dict[str, Callable[[str], Any]] = {"bool": parse_bool, "int": int, "float": float}
-        conv = convs.get(typ, str)
-        p.add_argument(f"--{f.name}", type=conv, default=f.default, help=f.metadata.get("help", ""))
+    # The other half of the codec: core.launch writes these flags with RunConfig.to_argv.
+    RunConfig.add_arguments(p)
     return p
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, RunConfig]:
-    """The one place the trainer decodes its argv (the RunConfig <-> argv codec can replace it)."""
+    """The one place the trainer decodes its argv."""
     ns = build_parser().parse_args(argv)
-    cfg = RunConfig(**{name: getattr(ns, name) for name in RunConfig.field_names()})
-    return ns, cfg
+    return ns, RunConfig.from_namespace(ns)
 
 
 def main(argv: list[str] | None = None) -> int:

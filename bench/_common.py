@@ -41,7 +41,7 @@ def fmt_summary(s: dict[str, Any], unit: str = "", digits: int = 1) -> str:
 def bench_env(threads: int | None = 1, cpu_only: bool = True, **extra: str) -> dict[str, str]:
     """Environment for a measured subprocess: the checkout importable, a fixed math thread count.
 
-    ``cpu_only`` drops CUDA_VISIBLE_DEVICES: a set one kills CPU paddle workers (DESIGN.md).
+    ``cpu_only`` drops CUDA_VISIBLE_DEVICES: a set one kills CPU paddle workers (docs/ARCHITECTURE.md).
     """
     env = dict(os.environ)
     if cpu_only:

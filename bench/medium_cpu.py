@@ -96,7 +96,8 @@ class RssSampler:
             for p in procs:
                 try:
                     cmd = " ".join(p.cmdline())
-                    if "core/train.py" in cmd or "core/evaluate.py" in cmd or "core.train" in cmd:
+                    # the ranks and the evaluator, not paddle's launcher (its argv names the script too)
+                    if ("core/train.py" in cmd or "core/evaluate.py" in cmd) and "distributed.launch" not in cmd:
                         self.peak[p.pid] = max(self.peak.get(p.pid, 0), p.memory_info().rss)
                 except psutil.Error:
                     pass
@@ -134,7 +135,7 @@ def events(run_dir: str) -> list[dict[str, Any]]:
 
 def startup_s(run: dict[str, Any], evs: list[dict[str, Any]]) -> float | None:
     start = next((e for e in evs if e["type"] == "start"), None)
-    t0 = run.get("started_at") or run.get("created_at")
+    t0 = run.get("created_at")  # the run's row is made just before its processes start
     return round(start["t"] - t0, 1) if start and t0 else None
 
 

@@ -65,7 +65,7 @@ def rows_of(data_dir: str | Path | None) -> tuple[int, int]:
     return count_rows(d / "train.tsv"), count_rows(d / "dev.tsv")
 
 
-def _plan(cfg: RunConfig, train_rows: int, world: int) -> tuple[int, int]:
+def plan_steps(cfg: RunConfig, train_rows: int, world: int) -> tuple[int, int]:
     """(total steps, steps per epoch), as core.train computes them."""
     global_batch = cfg.per_device_train_batch_size * max(1, world) * cfg.gradient_accumulation_steps
     per_epoch = max(1, steps_per_epoch(train_rows, global_batch, max(1, world)))
@@ -92,7 +92,7 @@ def _share(cfg: RunConfig, total: int, evaluations: int, dev_rows: int, world: i
 
 
 def estimate(cfg: RunConfig, train_rows: int, dev_rows: int, world: int = 1) -> EvalCost:
-    total, per_epoch = _plan(cfg, train_rows, world)
+    total, per_epoch = plan_steps(cfg, train_rows, world)
     n, every = _evaluations(cfg, total, per_epoch, cfg.eval_steps)
     share = _share(cfg, total, n, dev_rows, world)
     batches = math.ceil(math.ceil(dev_rows / max(1, world)) / cfg.per_device_eval_batch_size) if dev_rows else 0

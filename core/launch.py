@@ -102,7 +102,7 @@ def launch_env(kind: str, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["PYTHONUNBUFFERED"] = "1"
     if kind == "cpu":
-        # A set CUDA_VISIBLE_DEVICES kills CPU workers ("global group is not initialized"): DESIGN.md.
+        # A set CUDA_VISIBLE_DEVICES kills CPU workers ("global group is not initialized"): docs/ARCHITECTURE.md.
         env.pop("CUDA_VISIBLE_DEVICES", None)
         # Two ranks on two cores: one math thread each, or they fight over the cores.
         env.setdefault("OMP_NUM_THREADS", "1")
@@ -205,6 +205,14 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
     model_dir = str(Path(models.resolve_model(cfg.model_name_or_path, progress=progress)).resolve())
     if cfg.output_dir:
         check_output_dir(cfg.output_dir)
+        check_output_unused(cfg, resume_from)
+    if cfg.node_rank == 0:  # rank 0 writes the checkpoints: refuse a run whose checkpoints cannot fit
+        from core import disk_plan, eval_cost
+
+        out = absolute_path(cfg.output_dir) if cfg.output_dir else runs_root
+        _, short = disk_plan.check(cfg, out, eval_cost.rows_of(data_dir)[0], sel.nprocs * cfg.nnodes)
+        if short:
+            raise LaunchError(f"not enough disk for this run: {short}")
     env = launch_env(sel.kind)
     if cfg.elastic:
         # etcd3's generated protobuf code predates protobuf 4: only the pure-Python implementation loads it.
@@ -255,6 +263,21 @@ def output_dir_for(cfg: RunConfig, run_dir: Path) -> str:
 def absolute_path(path: str) -> Path:
     """A user's path made absolute (~ expanded) without resolving symlinks: the folder they named."""
     return Path(os.path.abspath(Path(path).expanduser()))
+
+
+def check_output_unused(cfg: RunConfig, resume_from: str | None) -> None:
+    """PaddleNLP's rule: an output_dir that already holds checkpoints is not written over unless
+    overwrite_output_dir says so (a resume continues in its own folder)."""
+    from core import checkpoint_files
+
+    if cfg.overwrite_output_dir or resume_from:
+        return
+    found = checkpoint_files.list_checkpoints(absolute_path(cfg.output_dir))
+    if found:
+        names = ", ".join(p.name for _, p in found[-3:])
+        raise LaunchError(f"output_dir {absolute_path(cfg.output_dir)} already holds checkpoints ({names}): pass "
+                          "--overwrite_output_dir true to write into it, continue a run with `gpt2-tui train "
+                          "--resume RUN`, or choose another --output_dir")
 
 
 def check_output_dir(output_dir: str) -> Path:

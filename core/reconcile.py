@@ -67,7 +67,7 @@ def failure_reason(run_dir: Path, ex: dict[str, Any] | None, note: str | None = 
                    head: str | None = None) -> str:
     """Name the rank that failed and keep the last lines of its log.
 
-    paddle's launcher names the wrong rank when one crashes (DESIGN.md); the supervisor records which
+    paddle's launcher names the wrong rank when one crashes (docs/ARCHITECTURE.md); the supervisor records which
     rank process died first (core.supervise), and failing that the first worker log holding a Python
     traceback that is not a peer's failure is used. ``head`` comes first, ``note`` (what rank 0 reported)
     just before the log lines.

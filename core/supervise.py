@@ -3,7 +3,7 @@
 ``python -m core.supervise RUN_DIR -- ARGV...`` runs ARGV (the launcher) as its child and, when it
 exits, writes ``RUN_DIR/exit.json`` with the exit status. Nobody has to stay attached for a detached
 run's outcome to be known. It also watches the ranks, because the launcher names the wrong rank when
-one crashes (DESIGN.md): the first rank process to vanish while the launcher lives is recorded.
+one crashes (docs/ARCHITECTURE.md): the first rank process to vanish while the launcher lives is recorded.
 
 It imports neither paddle nor the store: a few MB of RSS for the life of the run.
 """

@@ -220,3 +220,35 @@ def test_the_preview_is_the_command_that_runs(tmp_path, monkeypatch):
         prep = prepare_run(cfg, tmp_path / "runs", report=report)
         shown = preview_argv(cfg, tmp_path / "runs", report)
         assert [a.replace(RUN_ID_PLACEHOLDER, prep.run_id) for a in shown] == prep.argv
+
+
+def test_a_run_whose_checkpoints_cannot_fit_is_refused_saying_by_how_much(tmp_path, monkeypatch):
+    """The disk rule of the preflight refuses the launch too, before the run folder exists."""
+    from collections import namedtuple
+
+    from core import disk_plan
+    from core.launch import LaunchError, prepare_run
+    from tui.testing import fake_report
+
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda p: Usage(10**9, 10**9, 1000))
+    cfg = offline_preset().replace(max_steps=40, save_steps=10)  # 4 checkpoints of gpt2-tiny (~3 MB each)
+    with pytest.raises(LaunchError, match=r"4 checkpoint\(s\).*short"):
+        prepare_run(cfg, tmp_path / "runs", report=fake_report(1, gpus=0))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_an_output_dir_with_checkpoints_needs_overwrite_output_dir(tmp_path):
+    from core.launch import LaunchError, prepare_run
+    from tui.testing import fake_report
+
+    out = tmp_path / "out"
+    ck = out / "checkpoint-500"
+    ck.mkdir(parents=True)
+    (ck / "config.json").write_text("{}")
+    (ck / "model_state.pdparams").write_bytes(b"x")
+    cfg = offline_preset().replace(output_dir=str(out), max_steps=2)
+    with pytest.raises(LaunchError, match="checkpoint-500.*--overwrite_output_dir true"):
+        prepare_run(cfg, tmp_path / "runs", report=fake_report(1, gpus=0))
+    prep = prepare_run(cfg.replace(overwrite_output_dir=True), tmp_path / "runs", report=fake_report(1, gpus=0))
+    assert prep.output_dir == str(out)

@@ -1,4 +1,4 @@
-"""The dashboard's process never imports paddle (2.5 s and hundreds of MB, DESIGN.md): drive it in a
+"""The dashboard's process never imports paddle (2.5 s and hundreds of MB, docs/ARCHITECTURE.md): drive it in a
 subprocess through configure -> launch (fake) -> live, then look at sys.modules."""
 
 from __future__ import annotations

@@ -66,15 +66,22 @@ def test_unknown_model_fails_and_names_the_known_ones(tmp_path):
     assert c.status == FAIL and "does not exist" in c.detail
 
 
-def test_disk_space_for_checkpoints(tmp_path, monkeypatch):
+def test_disk_space_for_the_whole_runs_checkpoints(tmp_path, monkeypatch):
+    """The reference recipe saves 13 checkpoints of ~4.3 GB (weights + two AdamW moments): 55 GB unless
+    save_total_limit prunes them; the preflight fails short of that and says by how much."""
+    from core import disk_plan
+
     cfg = reference_preset()
-    ckpt = preflight.checkpoint_bytes(cfg)
-    assert 4.0e9 < ckpt < 4.6e9  # 354.9 M parameters x 12 bytes (weights + two AdamW moments)
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, ckpt // 2))
-    assert preflight.check_disk(cfg, tmp_path).status == FAIL
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, int(1.5 * ckpt) + int(1.4e9)))
-    assert preflight.check_disk(cfg, tmp_path).status == WARN
-    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda p: Usage(10**13, 0, 10**12))
+    plan = disk_plan.plan(cfg, 67_349)
+    each = plan.weights_bytes + plan.optimizer_bytes
+    assert 4.0e9 < each < 4.6e9 and plan.saves == 13 and plan.need_bytes == 13 * each
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda p: Usage(10**13, 0, 20 * 10**9))
+    c = preflight.check_disk(cfg, tmp_path)
+    assert c.status == FAIL and "13 checkpoint(s)" in c.detail and "short" in c.detail
+    assert "--save_total_limit" in c.detail  # the way out that fits
+    limited = cfg.replace(save_total_limit=2)
+    assert preflight.check_disk(limited, tmp_path).status in (OK, WARN)
+    monkeypatch.setattr(disk_plan.shutil, "disk_usage", lambda p: Usage(10**13, 0, 10**12))
     assert preflight.check_disk(cfg, tmp_path).status == OK
 
 

@@ -142,7 +142,7 @@ def test_stop_a_watched_trainer_saves_a_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_a_paddle_launch_line(tmp_path, monkeypatch):
     # paddle's launcher echoes rank 0's output: the lines reach the run as from a plain script.
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # set, it kills CPU workers (DESIGN.md)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)  # set, it kills CPU workers (docs/ARCHITECTURE.md)
     db = tmp_path / "runs.db"
     p = gpt2_tui("--db", str(db), "watch", "--", sys.executable, "-m", "paddle.distributed.launch",
                  "--nproc_per_node", "1", script(tmp_path), "3", "0", cwd=tmp_path, timeout=300)

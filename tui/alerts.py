@@ -18,7 +18,7 @@ import numpy as np
 
 from core.events import as_float
 
-# A step may legitimately take a minute (GPT-2 Medium on CPU: ~25 s a step, DESIGN.md); below 60 s a
+# A step may legitimately take a minute (GPT-2 Medium on CPU: ~25 s a step, docs/ARCHITECTURE.md); below 60 s a
 # "stall" would mostly be an evaluation or a checkpoint save.
 STALL_MIN_S = 60.0
 STALL_FACTOR = 10.0

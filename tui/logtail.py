@@ -1,7 +1,7 @@
 """Tails of paddle's worker logs (runs/<id>/logs/workerlog.N). Pure, no Textual.
 
 Rank 0's log is shown as it grows; for the other ranks only lines naming an error are kept, because
-paddle's launcher names the wrong rank when one crashes and the cause is in that rank's log (DESIGN.md).
+paddle's launcher names the wrong rank when one crashes and the cause is in that rank's log (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

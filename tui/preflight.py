@@ -6,7 +6,6 @@ shown and allowed (a model that is downloaded at launch, a busy GPU someone may 
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from core.devices import DeviceError, DeviceReport, DeviceSelection, GpuInfo, gp
 OK, WARN, FAIL = "ok", "warn", "fail"
 # AdamW checkpoints hold fp32 weights and two fp32 moments: 12 bytes a parameter (core/train.py saves
 # model_state + optimizer.pdopt). GPT-2 Medium: 354.9 M parameters -> ~4.3 GB a checkpoint.
-CHECKPOINT_BYTES_PER_PARAM = 12
 DOWNLOAD_BYTES = {"gpt2-en": 0.5e9, "gpt2-medium-en": 1.4e9}
 # A GPU with more than this share of its memory in use, or this utilisation, is someone else's job.
 BUSY_MEM_SHARE = 0.10
@@ -79,31 +77,6 @@ def check_model(cfg: RunConfig) -> Check:
     return Check("model", OK, f"{name}: local folder")
 
 
-def parameter_count(name: str) -> int | None:
-    """Parameters of a known architecture (with the 2-class head), or None."""
-    arch = models.CONFIGS.get(name)
-    if arch is None:
-        return None
-    def size(key: str) -> int:
-        return int(str(arch[key]))
-
-    h, layers = size("hidden_size"), size("num_hidden_layers")
-    ffn, vocab, pos = size("intermediate_size"), size("vocab_size"), size("max_position_embeddings")
-    per_layer = 4 * h * h + 4 * h + 2 * h * ffn + ffn + h + 4 * h  # attention, MLP, two layer norms
-    return layers * per_layer + (vocab + pos) * h + 2 * h + 2 * h
-
-
-def checkpoint_bytes(cfg: RunConfig) -> int:
-    """Estimated size of one checkpoint of this model."""
-    params = parameter_count(cfg.model_name_or_path.strip())
-    if params is not None:
-        return params * CHECKPOINT_BYTES_PER_PARAM
-    folder = models.ASSETS / models.TINY if cfg.model_name_or_path.strip() == models.TINY \
-        else Path(cfg.model_name_or_path).expanduser()
-    weights = sum(f.stat().st_size for f in folder.glob("model*") if f.is_file()) if folder.is_dir() else 0
-    return 3 * weights  # weights + two optimiser moments of the same size
-
-
 def _existing(path: Path) -> Path:
     p = path.resolve()
     while not p.exists() and p.parent != p:
@@ -111,24 +84,47 @@ def _existing(path: Path) -> Path:
     return p
 
 
-def check_disk(cfg: RunConfig, runs_root: Path) -> Check:
+def check_disk(cfg: RunConfig, runs_root: Path, report: DeviceReport | None = None) -> Check:
+    """Room for the whole run's checkpoints (core.disk_plan: the same rule refuses the launch) and the
+    model download."""
+    from core import disk_plan, eval_cost
+
     target = Path(cfg.output_dir).expanduser() if cfg.output_dir else runs_root
-    where = _existing(target)
     try:
-        free = shutil.disk_usage(where).free
+        where, free = disk_plan.free_bytes(target)
     except OSError as e:
-        return Check("disk", FAIL, f"{where}: {e}")
-    ckpt = checkpoint_bytes(cfg)
+        return Check("disk", FAIL, f"{target}: {e}")
+    rows = _rows(cfg)
+    plan = disk_plan.plan(cfg, rows[0] if rows else eval_cost.SST2_ROWS[0], _world(cfg, report))
     download = 0 if models.is_available_locally(cfg.model_name_or_path.strip()) else \
         int(DOWNLOAD_BYTES.get(cfg.model_name_or_path.strip(), 0))
-    # A periodic checkpoint and the final one exist together at the end of a run.
-    need = 2 * ckpt + download
-    text = f"{_gb(free)} free at {where}; a checkpoint is ~{_gb(ckpt)}"
-    if free < ckpt + download:
-        return Check("disk", FAIL, f"{text}: not enough for one checkpoint")
-    if free < need:
-        return Check("disk", WARN, f"{text}: room for one checkpoint only")
+    text = f"{disk_plan.gb(free)} free at {where}; {plan.describe()}"
+    if (reason := disk_plan.shortfall(plan, free - download)) is not None:
+        return Check("disk", FAIL, f"{where}: {reason}" + (f" (and the model download, {disk_plan.gb(download)})"
+                                                           if download else ""))
+    if free - download < 1.2 * plan.need_bytes:  # logs, the token cache and other runs need room too
+        return Check("disk", WARN, f"{text}: under 20 % to spare")
     return Check("disk", OK, text)
+
+
+def _rows(cfg: RunConfig) -> tuple[int, int] | None:
+    """(train, dev) rows of the run's data; GLUE's counts when 'glue' is not downloaded yet; None unreadable."""
+    from core import eval_cost
+
+    glue = data.glue_cache_dir() / "SST-2"
+    try:
+        folder = (glue if (glue / "dev.tsv").is_file() else None) if cfg.data_dir == "glue" \
+            else data.resolve_data_dir(cfg.data_dir)
+        return eval_cost.rows_of(folder)
+    except (OSError, data.DataError):  # the data check says what is wrong with the folder
+        return None
+
+
+def _world(cfg: RunConfig, report: DeviceReport | None) -> int:
+    try:
+        return select_devices(cfg, report).nprocs * cfg.nnodes if report else cfg.nnodes
+    except DeviceError:
+        return cfg.nnodes
 
 
 def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
@@ -166,18 +162,10 @@ def check_eval(cfg: RunConfig, report: DeviceReport | None) -> Check:
     """The share of the run that evaluation takes (core.eval_cost): a warning above ~10 %."""
     from core import eval_cost
 
-    # 'glue' not downloaded yet: GLUE's own row counts (resolve_data_dir would download it here).
-    glue = data.glue_cache_dir() / "SST-2"
-    folder = (glue if (glue / "dev.tsv").is_file() else None) if cfg.data_dir == "glue" \
-        else data.resolve_data_dir(cfg.data_dir)
-    try:
-        rows = eval_cost.rows_of(folder)
-    except OSError:
+    rows = _rows(cfg)
+    if rows is None:
         return Check("eval", OK, "cannot estimate the evaluation time without the data files")
-    try:
-        world = select_devices(cfg, report).nprocs * cfg.nnodes if report else cfg.nnodes
-    except DeviceError:
-        world = cfg.nnodes
+    world = _world(cfg, report)
     cost = eval_cost.estimate(cfg, *rows, world=world)
     if text := eval_cost.warning(cost):
         return Check("eval", WARN, text)
@@ -198,7 +186,7 @@ def _holders(g: GpuInfo, most: int = 3) -> str:
 
 def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:
     checks = []
-    args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root),
+    args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root, report),
                                         "devices": (cfg, report), "eval": (cfg, report)}
     for name, a in args.items():
         fn = globals()[f"check_{name}"]  # looked up per call, so a test can replace one

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,9 @@ from typing import Any
 import paddle
 
 from core import checkpoint_files as files
+
+# Tests: make the save at this step take 35 s, longer than gloo lets a collective wait (~30 s).
+SLOW_SAVE_TEST_STEP = int(os.environ.get("GPT2_TUI_TEST_SLOW_SAVE_AT_STEP", "0") or 0)
 
 
 class CheckpointError(OSError):
@@ -61,6 +66,8 @@ def save_checkpoint(out_dir: Path, step: int, model: Any, tokenizer: Any, optimi
             paddle.save(optimizer.state_dict(), str(tmp / files.OPTIMIZER_FILE))
         for name, obj in state_files.items():
             files.write_json(tmp / name, obj)
+        if step == SLOW_SAVE_TEST_STEP:
+            time.sleep(35.0)
         files.commit_folder(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,8 +11,10 @@ from typing import Any
 
 from core.cli_common import UserError, add_db_flag, need_run, open_store
 from core.command_line import FLAG_ALIASES
-from core.config import PRESETS, RunConfig, load_toml
+from core.config import RunConfig
+from core.config_toml import load_toml
 from core.export import run_record, to_json
+from core.presets import PRESETS
 from core.store import Store
 
 

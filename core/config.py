@@ -10,9 +10,7 @@ import argparse
 import dataclasses
 import difflib
 import json
-import os
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -388,87 +386,3 @@ def _coerce(f: dataclasses.Field[Any], raw: Any) -> Any:
     if not isinstance(raw, str):
         raise ValueError(f"expected text, got {raw!r}")
     return raw
-
-
-def load_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML config file; syntax errors become a ConfigError naming file, line and column.
-
-    A ``[run]`` table is accepted as well as top-level keys.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError([(str(p), "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError([(str(p), f"cannot read: {e}")]) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-        where = f"{p}:{m.group(1)}:{m.group(2)}" if m else str(p)
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
-        raise ConfigError([(where, f"TOML syntax error: {msg}")]) from None
-    if isinstance(data.get("run"), dict):
-        data = data["run"]
-    return data
-
-
-def dump_toml(cfg: RunConfig) -> str:
-    out = ["[run]"]
-    for f in fields(cfg):
-        v = getattr(cfg, f.name)
-        out.append(f"# {f.metadata.get('help', '')}")
-        out.append(f"{f.name} = {_toml_value(v)}")
-    return "\n".join(out) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    return json.dumps(v)
-
-
-def offline_preset() -> RunConfig:
-    """gpt2-tiny on the bundled sample on CPU ranks: finishes in about a minute on 2 cores."""
-    return RunConfig(
-        model_name_or_path=TINY_MODEL,
-        data_dir="sample",
-        max_seq_length=64,
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=64,
-        learning_rate=3e-3,
-        num_train_epochs=3.0,
-        warmup_ratio=0.1,
-        weight_decay=0.01,
-        logging_steps=1,
-        save_steps=500,
-        eval_steps=50,  # every 50 of ~280 steps: evaluation stays under 10 % of the run (core.eval_cost)
-        devices="cpu:2",
-        run_name="offline-tiny",
-    )
-
-
-def reference_preset() -> RunConfig:
-    """The reference recipe: GPT-2 Medium, SST-2, seq 128, batch 32, lr 2e-5, 3 epochs."""
-    return RunConfig(
-        model_name_or_path=REFERENCE_MODEL,
-        data_dir="glue",
-        max_seq_length=128,
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=32,
-        learning_rate=2e-5,
-        num_train_epochs=3.0,
-        logging_steps=1,
-        save_steps=500,
-        eval_steps=500,
-        use_amp=True,
-        device="gpu",  # a GPU recipe: refused with the reason where no usable GPU is, never run on the CPU
-        devices="auto",
-        run_name="reference-gpt2-medium",
-    )
-
-
-PRESETS = {"offline": offline_preset, "reference": reference_preset}

@@ -367,7 +367,7 @@ def node_network_env(master: str, env: dict[str, str]) -> dict[str, str]:
 
 def worker_commands(cfg: RunConfig, program: str = "gpt2-tui") -> list[list[str]]:
     """The command to start on each other node of a multi-node job (argv lists; shlex.join to show)."""
-    from core.config import PRESETS
+    from core.presets import PRESETS
 
     if cfg.nnodes <= 1:
         return []

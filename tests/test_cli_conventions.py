@@ -83,9 +83,11 @@ class _Tty(io.StringIO):
 
 def test_the_progress_line_fits_80_columns():
     prog = RunProgress()
-    prog.update({"type": "start", "total_steps": 123456})
-    prog.update({"type": "step", "step": 99999, "epoch": 2.5, "loss": 0.123456, "samples_per_s": 12345.6})
-    prog.update({"type": "eval", "accuracy": 0.9123})
+    # every event carries its time (core.records validates it)
+    prog.update({"type": "start", "t": 1000.0, "total_steps": 123456})
+    prog.update({"type": "step", "t": 5000.0, "step": 99999, "epoch": 2.5, "loss": 0.123456,
+                 "samples_per_s": 12345.6})
+    prog.update({"type": "eval", "t": 5001.0, "accuracy": 0.9123})
     assert len(prog.line()) > 80  # the case that used to wrap
     out = _Tty()
     printer = ProgressPrinter(out, columns=lambda: 80)

@@ -8,7 +8,8 @@ import pytest
 
 from core import eval_cost
 from core.cli_train import warn_eval_cost
-from core.config import RunConfig, offline_preset, reference_preset
+from core.config import RunConfig
+from core.presets import offline_preset, reference_preset
 from tui import preflight
 from tui.preflight import OK, WARN
 from tui.testing import fake_report

@@ -101,11 +101,11 @@ def _with_an_eval(store, tmp_path):
 async def test_the_history_and_the_results_pane_show_the_import_and_its_eval(store, tmp_path):
     run = _with_an_eval(store, tmp_path)
     assert [e["accuracy"] for e in store.evals(run["id"])] == [0.7133]
-    app = Host(lambda: HistoryScreen(store.path, refresh_s=0, reconcile=False))
+    app = Host(store.path, lambda services: HistoryScreen(services, refresh_s=0, reconcile=False))
     async with app.run_test(size=(160, 40)) as pilot:
         await open_history(pilot)
         assert [n[:15] for n in names(app)] == ["checkpoint-500 "]  # the column cuts it after 20 characters
-    app = Host(lambda: ResultsScreen(run["id"], store.path, refresh_s=0))
+    app = Host(store.path, lambda services: ResultsScreen(run["id"], services, refresh_s=0))
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await opened_results(pilot)
         await until(pilot, lambda: table_rows(screen))

@@ -203,7 +203,7 @@ def test_write_text_is_whole_or_nothing(tmp_path):
 
 
 def test_config_diff_gives_a_run_older_than_a_field_that_fields_default():
-    from core.config import offline_preset
+    from core.presets import offline_preset
 
     new = offline_preset().to_dict()
     old = {k: v for k, v in new.items() if k != "max_restart"}  # stored before max_restart existed

@@ -2,7 +2,9 @@
 
 import pytest
 
-from core.config import ConfigError, RunConfig, dump_toml, load_toml, offline_preset, reference_preset
+from core.config import ConfigError, RunConfig
+from core.config_toml import dump_toml, load_toml
+from core.presets import offline_preset, reference_preset
 
 
 def test_reference_defaults_match_the_recipe():

@@ -14,9 +14,10 @@ import pytest
 from test_devices import CUDA_BUILD, FakeNvml
 
 from core import devices
-from core.config import RunConfig, offline_preset
+from core.config import RunConfig
 from core.devices import DeviceError, parse_devices
 from core.paddle_build import PaddleBuild, detect_paddle
+from core.presets import offline_preset
 
 BIN = Path(sys.executable).parent / "gpt2-tui"
 CPU_BUILD = PaddleBuild(("paddlepaddle",), "3.3.1", None)

@@ -6,8 +6,8 @@ import sqlite3
 import pytest
 from conftest import gpt2_tui
 
-from core.config import offline_preset
 from core.launch import launch_argv, launch_env, make_run_dir, runs_root_for
+from core.presets import offline_preset
 
 
 def test_argv_has_every_flag_and_no_shell(tmp_path):

@@ -77,6 +77,10 @@ def test_labels_of_a_runs_processes(sleeper):
     rank = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                             env={"PADDLE_TRAINER_ID": "3"})
     try:
+        # /proc/PID/environ is the parent's until the child has exec'd: wait for the new program
+        deadline = time.monotonic() + 10
+        while "time.sleep" not in " ".join(psutil.Process(rank.pid).cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert probes.label_of(psutil.Process(rank.pid)) == "rank 3"
     finally:
         rank.kill()

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from core.config import offline_preset
+from core.presets import offline_preset
 from core.store import Store
 from tui.app import Gpt2App
 from tui.screens.configure import ConfigureScreen
@@ -33,7 +33,7 @@ def _pinned_machine(monkeypatch):
     monkeypatch.setenv("PPNLP_HOME", "/opt/paddlenlp")  # nothing cached there: downloads are announced
     monkeypatch.setattr("tui.command.PYTHON", "/usr/bin/python3")
     monkeypatch.setattr("core.launch.TRAIN_SCRIPT", Path("/opt/gpt2-tui/core/train.py"))
-    monkeypatch.setattr("tui.preflight.shutil.disk_usage", lambda p: Usage(2 * 10**12, 10**12, 10**12))
+    monkeypatch.setattr("core.disk_plan.shutil.disk_usage", lambda p: Usage(2 * 10**12, 10**12, 10**12))
 
 
 async def _settle(pilot, cond, timeout=15.0):

@@ -20,6 +20,7 @@ def test_a_deleted_checkpoint_is_not_offered_and_a_resave_brings_it_back(tmp_pat
     for p in ck.values():
         p.mkdir()
         (p / "model_state.pdparams").write_bytes(b"x")
+        (p / "config.json").write_text("{}")
     assert s.ingest("r", 0, 10, [ev(0, "checkpoint", step=10, path=str(ck[10])),
                                  ev(1, "checkpoint", step=20, path=str(ck[20])),
                                  ev(2, "checkpoint_deleted", step=10, path=str(ck[10]))])

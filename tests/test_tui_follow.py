@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from core.config import offline_preset
+from core.presets import offline_preset
 from core.store import Store
 from tui.follower import FollowUpdate, RunFollower
 from tui.logtail import LogTail, WorkerLogs, clean_line

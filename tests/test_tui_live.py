@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.config import offline_preset
+from core.presets import offline_preset
 from core.store import Store
 from tui.app import Gpt2App
 from tui.follower import FollowUpdate

@@ -7,8 +7,9 @@ from collections import namedtuple
 
 import pytest
 
-from core.config import RunConfig, offline_preset, reference_preset
+from core.config import RunConfig
 from core.devices import DeviceError
+from core.presets import offline_preset, reference_preset
 from tui import preflight
 from tui.command import RUN_ID_PLACEHOLDER, preview_argv, preview_text
 from tui.preflight import FAIL, OK, WARN, blocking, run_preflight, summary_line

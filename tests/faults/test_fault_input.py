@@ -168,7 +168,7 @@ def test_device_mistakes_are_exit_2_before_anything_starts(tmp_path):
 
 
 def test_a_gpu_id_that_does_not_exist_is_named_before_the_run_folder_exists(tmp_path):
-    from core.config import offline_preset
+    from core.presets import offline_preset
 
     root = tmp_path / "runs"
     with pytest.raises(DeviceError, match="GPU 3 does not exist; this machine has GPU 0, 1"):

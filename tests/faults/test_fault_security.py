@@ -156,8 +156,9 @@ def test_a_value_that_looks_like_a_flag_reaches_the_trainer_as_a_value(tmp_path,
     import argparse
     import dataclasses
 
-    from core.config import RunConfig, offline_preset
+    from core.config import RunConfig
     from core.launch import TRAIN_SCRIPT, launch_argv
+    from core.presets import offline_preset
 
     argv = launch_argv(offline_preset().replace(run_name=value), tmp_path / "r", "/m", "/d", "/o", "cpu", [], 2)
     p = argparse.ArgumentParser(exit_on_error=False)

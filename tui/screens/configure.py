@@ -14,7 +14,9 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 
-from core.config import PRESETS, ConfigError, RunConfig, dump_toml, load_toml
+from core.config import ConfigError, RunConfig
+from core.config_toml import dump_toml, load_toml
+from core.presets import PRESETS
 from tui.messages import DevicesSampled, RunLaunched
 from tui.screens.path_prompt import PathPrompt
 from tui.services import Services

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.config import ASSETS
-from core.models import DownloadError, ProgressFn, download_file, make_dirs, remove_empty_dirs
+from core.models import DownloadError, ProgressFn, download_file, make_dirs, paddlenlp_home, remove_empty_dirs
 
 SAMPLE_DIR = ASSETS / "sst2-sample"
 # Where PaddleNLP's own load_dataset("glue", "sst-2") downloads SST-2 (paddlenlp/datasets/glue.py),
@@ -192,9 +192,13 @@ def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
 
 # ------------------------------------------------------------------------------------------ GLUE
 def glue_cache_dir() -> Path:
-    """PaddleNLP's DATA_HOME/Glue: $PPNLP_HOME/datasets/Glue (PPNLP_HOME defaults to ~/.paddlenlp)."""
-    home = os.environ.get("PPNLP_HOME") or os.path.join(os.path.expanduser("~"), ".paddlenlp")
-    return Path(home) / "datasets" / "Glue"
+    """PaddleNLP's DATA_HOME/Glue: $PPNLP_HOME/datasets/Glue."""
+    return paddlenlp_home() / "datasets" / "Glue"
+
+
+def glue_sst2_dir() -> Path:
+    """Where `--data_dir glue` lands: GLUE's SST-2 folder in PaddleNLP's cache (there or not yet)."""
+    return glue_cache_dir() / "SST-2"
 
 
 def ensure_glue_sst2(cache_dir: str | os.PathLike[str] | None = None, timeout: float = 20.0,

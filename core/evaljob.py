@@ -51,11 +51,17 @@ def resolve_checkpoint(store: Store, run: Mapping[str, Any] | None, spec: str) -
 
 
 def default_eval_path(run: Mapping[str, Any] | None) -> Path:
-    """The dev split of the run's data (of the bundled sample without a run)."""
+    """The dev split a run trained with, without downloading anything: the folder its command named, else
+    its config's data_dir ('glue' is where the download lands; the bundled sample without a run)."""
     from core import data
 
-    cfg = RunConfig.from_dict(run["config"]) if run else RunConfig(data_dir="sample")
-    return Path(data.resolve_data_dir(cfg.data_dir)) / "dev.tsv"
+    cmd = (run or {}).get("command") or []
+    if isinstance(cmd, list) and "--data_dir" in cmd[:-1]:
+        return Path(cmd[cmd.index("--data_dir") + 1]) / "dev.tsv"
+    data_dir = str(((run or {}).get("config") or {}).get("data_dir") or "sample")
+    if data_dir == "glue":
+        return data.glue_sst2_dir() / "dev.tsv"
+    return Path(data.resolve_data_dir(data_dir)).expanduser() / "dev.tsv"
 
 
 def prepare_eval(store: Store, run: Mapping[str, Any] | None, runs_root: Path, checkpoint: str = "latest",

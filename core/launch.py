@@ -250,7 +250,7 @@ def preview_argv(cfg: RunConfig, runs_root: Path, sel: Any, python: str = sys.ex
         model_dir = models.cache_dir(name)
     else:
         model_dir = Path(name).expanduser()
-    data_dir = data.glue_cache_dir() / "SST-2" if cfg.data_dir == "glue" else data.resolve_data_dir(cfg.data_dir)
+    data_dir = data.glue_sst2_dir() if cfg.data_dir == "glue" else data.resolve_data_dir(cfg.data_dir)
     return run_command(cfg, runs_root.resolve() / RUN_ID_PLACEHOLDER, str(model_dir), str(data_dir), sel,
                        python=python)
 

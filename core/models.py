@@ -110,10 +110,14 @@ def known_models() -> list[str]:
     return [TINY, *CONFIGS]
 
 
+def paddlenlp_home() -> Path:
+    """PaddleNLP's home: $PPNLP_HOME, else ~/.paddlenlp (read at call time so tests can set PPNLP_HOME)."""
+    return Path(os.environ.get("PPNLP_HOME") or os.path.join(os.path.expanduser("~"), ".paddlenlp"))
+
+
 def cache_root() -> Path:
-    """PaddleNLP's MODEL_HOME: $PPNLP_HOME/models (read at call time so tests can set PPNLP_HOME)."""
-    home = os.environ.get("PPNLP_HOME") or os.path.join(os.path.expanduser("~"), ".paddlenlp")
-    return Path(home) / "models"
+    """PaddleNLP's MODEL_HOME: $PPNLP_HOME/models."""
+    return paddlenlp_home() / "models"
 
 
 def cache_dir(name: str) -> Path:

@@ -9,7 +9,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -251,17 +250,7 @@ def _finite(v: Any) -> bool:
 
 
 def default_eval_file(run: Mapping[str, Any]) -> str:
-    """The run's dev.tsv, without downloading anything: the folder its command trained on, else its config's."""
-    cmd = run.get("command") or []
-    if isinstance(cmd, list) and "--data_dir" in cmd[:-1]:
-        return str(Path(cmd[cmd.index("--data_dir") + 1]) / "dev.tsv")
-    data_dir = str((run.get("config") or {}).get("data_dir") or "sample")
-    if data_dir == "sample":
-        from core.config import SAMPLE_DATA_DIR
+    """The run's dev.tsv (core.evaljob's rule: never downloads)."""
+    from core.evaljob import default_eval_path
 
-        return str(SAMPLE_DATA_DIR / "dev.tsv")
-    if data_dir == "glue":
-        from core.data import glue_cache_dir
-
-        return str(glue_cache_dir() / "SST-2" / "dev.tsv")
-    return str(Path(data_dir).expanduser() / "dev.tsv")
+    return str(default_eval_path(run))

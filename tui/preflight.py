@@ -43,7 +43,7 @@ def select_devices(cfg: RunConfig, report: DeviceReport) -> DeviceSelection:
 # ---------------------------------------------------------------------------- the checks
 def check_data(cfg: RunConfig) -> Check:
     if cfg.data_dir == "glue":
-        folder = data.glue_cache_dir() / "SST-2"
+        folder = data.glue_sst2_dir()
         if not ((folder / "train.tsv").is_file() and (folder / "dev.tsv").is_file()):
             return Check("data", WARN, f"GLUE SST-2 not downloaded yet: SST.zip (7 MB) is fetched into "
                                        f"{folder.parent} at launch")
@@ -111,7 +111,7 @@ def _rows(cfg: RunConfig) -> tuple[int, int] | None:
     """(train, dev) rows of the run's data; GLUE's counts when 'glue' is not downloaded yet; None unreadable."""
     from core import eval_cost
 
-    glue = data.glue_cache_dir() / "SST-2"
+    glue = data.glue_sst2_dir()
     try:
         folder = (glue if (glue / "dev.tsv").is_file() else None) if cfg.data_dir == "glue" \
             else data.resolve_data_dir(cfg.data_dir)

@@ -100,6 +100,11 @@ class RunConfig:
     bf16: bool = _f(False, "Mixed precision in bfloat16 on a GPU (PaddleNLP's --bf16); implies use_amp.", "optim")
     fp16_opt_level: str = _f("O2", "AMP level, O1 or O2 (PaddleNLP's default is O1; the fast path uses O2).",
                              "optim")
+    fast_path: str = _f("auto", "GPU fast path: auto (fused QKV; flash attention where allowed; use_amp's "
+                                "mixed precision) or off (the recipe's numerics exactly: fp32 unless fp16/bf16 are "
+                                "set).", "optim")
+    flash_attention_drops_dropout: bool = _f(False, "Let the fast path run flash attention by setting dropout to 0 "
+                                                    "(changes the recipe's numerics; off keeps dropout).", "optim")
     scale_loss: float = _f(32768.0, "Initial loss scale for float16 training (the old run_glue's --scale_loss).",
                            "optim", min=1.0, max=2.0**32)
     # --- schedule & checkpoints
@@ -283,6 +288,8 @@ class RunConfig:
                                     "--init_checkpoint_path DIR` instead"))
         if self.fp16 and self.bf16:
             out.append(("bf16", "fp16 and bf16 are both true; choose one"))
+        if self.fast_path not in ("auto", "off"):
+            out.append(("fast_path", f"must be auto or off, got {self.fast_path!r}"))
         if self.fp16_opt_level not in ("O1", "O2"):
             out.append(("fp16_opt_level", f"must be O1 or O2, got {self.fp16_opt_level!r}"))
         if self.model_type.lower() not in ("", "gpt", "gpt2"):

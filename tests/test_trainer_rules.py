@@ -4,8 +4,9 @@ import sys
 
 import pytest
 
+from core.presets import reference_preset
 from core.trainer import elastic, schedule
-from core.trainer.fastpath import choose_fast_path
+from core.trainer.fastpath import amp_request, choose_fast_path, recipe_changes
 
 
 def test_the_rules_load_without_paddle():
@@ -76,12 +77,29 @@ def test_gpu_auto_picks_by_capability_and_forced_dtypes_hold():
     assert choose_fast_path("gpu", "auto", "O2", *_gpu(8))["amp_dtype"] == "bfloat16"
     v100 = choose_fast_path("gpu", "auto", "O2", *_gpu(7))
     assert v100["amp_dtype"] == "float16" and v100["grad_scaler"] and not v100["flash_attention"]
-    forced = choose_fast_path("gpu", "float16", "O2", *_gpu(9))
+    forced = choose_fast_path("gpu", "float16", "O2", *_gpu(9), drop_dropout=True)
     assert forced["amp_dtype"] == "float16" and forced["grad_scaler"] and forced["flash_attention"]
     bf_old = choose_fast_path("gpu", "bfloat16", "O2", *_gpu(7))
     assert bf_old["amp_dtype"] == "bfloat16" and not bf_old["grad_scaler"] and "7.0" in bf_old["note"]
     assert choose_fast_path("gpu", None, "O2", *_gpu(8))["amp_dtype"] is None
     assert not choose_fast_path("gpu", "auto", "O2", *_gpu(8, flash=False))["flash_attention"]
+
+
+def test_flash_attention_only_when_dropout_may_go_and_fast_path_off_keeps_the_recipe():
+    kept = choose_fast_path("gpu", "auto", "O2", *_gpu(9))
+    assert not kept["flash_attention"] and not kept["dropout_zeroed"] and "dropout kept" in kept["note"]
+    dropped = choose_fast_path("gpu", "auto", "O2", *_gpu(9), drop_dropout=True)
+    assert dropped["flash_attention"] and dropped["dropout_zeroed"]
+    off = choose_fast_path("gpu", None, "O2", *_gpu(9), fast_path="off", drop_dropout=True)
+    assert off["amp_dtype"] is None and not off["flash_attention"] and not off["fuse_attention_qkv"]
+    ref = reference_preset()
+    assert amp_request(ref) == "auto" and amp_request(ref.replace(fast_path="off")) is None
+    assert amp_request(ref.replace(fast_path="off", bf16=True)) == "bfloat16"  # asked for by name: honoured
+    assert recipe_changes(ref.replace(fast_path="off"), gpu=True) == []
+    assert recipe_changes(ref, gpu=False) == []
+    changes = recipe_changes(ref, gpu=True)
+    assert any("instead of fp32" in c for c in changes) and any("dropout kept" in c for c in changes)
+    assert any("dropout set to 0" in c for c in recipe_changes(ref.replace(flash_attention_drops_dropout=True), True))
 
 
 def test_opt_level_o1_has_no_master_grads():

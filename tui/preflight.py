@@ -158,6 +158,20 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
     return Check("devices", OK, f"{text}: free")
 
 
+def check_numerics(cfg: RunConfig, report: DeviceReport | None) -> Check:
+    """What the fast path would change in the recipe's numerics on the chosen devices (fast_path off: none)."""
+    from core.trainer.fastpath import recipe_changes
+
+    try:
+        gpu = report is not None and select_devices(cfg, report).kind == "gpu"
+    except DeviceError:
+        gpu = False
+    changes = recipe_changes(cfg, gpu)
+    if not changes:
+        return Check("numerics", OK, "the recipe's numerics" + ("" if gpu else " (fp32 on the CPU)"))
+    return Check("numerics", OK, "fast path: " + "; ".join(changes) + " (fast_path off keeps the recipe)")
+
+
 def check_eval(cfg: RunConfig, report: DeviceReport | None) -> Check:
     """The share of the run that evaluation takes (core.eval_cost): a warning above ~10 %."""
     from core import eval_cost
@@ -187,7 +201,7 @@ def _holders(g: GpuInfo, most: int = 3) -> str:
 def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:
     checks = []
     args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root, report),
-                                        "devices": (cfg, report), "eval": (cfg, report)}
+                                        "devices": (cfg, report), "eval": (cfg, report), "numerics": (cfg, report)}
     for name, a in args.items():
         fn = globals()[f"check_{name}"]  # looked up per call, so a test can replace one
         try:

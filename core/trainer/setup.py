@@ -22,7 +22,7 @@ from core import checkpoint_files as files
 from core.config import RunConfig
 from core.trainer import checkpoints, elastic, runtime, schedule
 from core.trainer.encoding import load_splits, pad_id_for
-from core.trainer.fastpath import choose_fast_path
+from core.trainer.fastpath import amp_request, choose_fast_path
 from core.trainer.optim import build_optimisation
 from core.trainer.reporting import Reporter, StepWindow
 from core.trainer.state import RunRecord, read_paddlenlp_state
@@ -120,8 +120,9 @@ class TrainerSetup:
 
         from paddlenlp.transformers import GPTTokenizer
 
-        self.fast = choose_fast_path(self.device, cfg.amp_dtype, cfg.fp16_opt_level, runtime.gpu_capability,
-                                     runtime.flash_attention_importable)
+        self.fast = choose_fast_path(self.device, amp_request(cfg), cfg.fp16_opt_level, runtime.gpu_capability,
+                                     runtime.flash_attention_importable, cfg.fast_path,
+                                     cfg.flash_attention_drops_dropout)
         self.tokenizer = GPTTokenizer.from_pretrained(self.ns.model_dir)
         self._rng_before_model = paddle.get_rng_state()
         self.model = checkpoints.load_classifier(self.ns.resume_from or self.ns.model_dir, self.fast)

@@ -249,6 +249,30 @@ async def test_running_runs_refresh_on_the_timer(db, tmp_path):
         store.close()
 
 
+@pytest.mark.anyio
+async def test_an_idle_history_reads_nothing_until_the_store_changes(db, monkeypatch):
+    """No run running and no commit: the timer reads nothing (a 10,000-run table costs seconds a read)."""
+    from tui.screens import history
+
+    reads: list[float] = []
+    real = history.runs_table
+    monkeypatch.setattr(history, "runs_table", lambda *a, **k: reads.append(time.monotonic()) or real(*a, **k))
+    store = Store(db)
+    for r in store.running_runs():  # the fixture has a running run: end it, so the table is idle
+        store.finish_run(r["id"], "stopped")
+    app = Host(db, lambda s: HistoryScreen(s, refresh_s=0.05, reconcile=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_history(pilot)
+        await pilot.pause(0.5)
+        idle = len(reads)
+        await pilot.pause(0.5)  # ten timer ticks
+        assert len(reads) == idle
+        store.update_run(RUN_IDS["still-going"], name="renamed")  # another connection commits
+        await until(pilot, lambda: len(reads) > idle)
+        await until(pilot, lambda: "renamed" in names(app))
+    store.close()
+
+
 # ---------------------------------------------------------------------------- compare, clone
 @pytest.mark.anyio
 async def test_compare_two_marked_runs_shows_only_changed_fields(db):

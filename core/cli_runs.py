@@ -102,6 +102,9 @@ def cmd_show(args: argparse.Namespace) -> int:
               f"best 1-rank run ({sc['baseline_run']})")
     if rec["bad_lines"]:
         print(f"warning    {rec['bad_lines']} malformed event line(s) skipped")
+    fp = rec.get("fast_path") or {}
+    if fp.get("fallbacks"):
+        print(f"fast path  stepped down: {'; '.join(map(str, fp['fallbacks']))}")
     if rec["error"]:
         # A stopped run's "error" is the reason it stopped (a stop request, a signal): not a failure.
         print(f"{'error' if rec['status'] in ('failed', 'lost') else 'reason':<10} {rec['error']}")

@@ -6,6 +6,7 @@ One place for the shapes, so a file saved from the history screen and one writte
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -47,8 +48,24 @@ def run_record(store: Store, run: Mapping[str, Any]) -> dict[str, Any]:
     ckpts = [{"step": c["step"], "path": c["path"]} for c in store.checkpoints(rid)]
     rec = {k: run.get(k) for k in RECORD_KEYS}
     rec.update(steps=steps, evals=evals, checkpoints=ckpts, summary=store.summary(rid), scaling=store.scaling(rid),
-               ranks=store.rank_health(rid))
+               ranks=store.rank_health(rid), fast_path=fast_path_of(run))
     return rec
+
+
+def fast_path_of(run: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fast path the trainer chose (and any step-downs), from the run's latest ``start`` event."""
+    found: dict[str, Any] | None = None
+    path = Path(str(run.get("run_dir") or "")) / "events.jsonl"
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if '"type":"start"' in line:
+                    with contextlib.suppress(ValueError):
+                        fp = json.loads(line).get("fast_path")
+                        found = fp if isinstance(fp, dict) else found
+    except OSError:
+        return None
+    return found
 
 
 def to_json(obj: Any, indent: int | None = None) -> str:

@@ -100,3 +100,27 @@ def test_an_elastic_restart_raises_one_warning_per_restart_and_a_first_start_non
     again = m.observe([{"type": "start", "t": 20.0, "restart": 2, "resumed_from_step": 0}], 20.0)
     assert "starting again at step 1" in again[0].message
     assert m.observe([{"type": "start", "t": 30.0, "restart": True}], 30.0) == []  # not a count
+
+
+def test_a_stepped_down_fast_path_raises_a_warning_with_the_reasons():
+    m = AlertMonitor()
+    quiet = {"type": "start", "t": 1.0, "fast_path": {"amp_dtype": "bfloat16", "fallbacks": []}}
+    assert m.observe([quiet], now=1.0) == []
+    start = {"type": "start", "t": 1.0, "fast_path": {"fallbacks": ["flash attention off: RuntimeError: kernel"]}}
+    alerts = m.observe([start], now=1.0)
+    assert [a.kind for a in alerts] == ["fast-path"] and alerts[0].level == "warning"
+    assert "flash attention off" in alerts[0].message
+
+
+def test_show_names_the_fast_path_step_downs(tmp_path):
+    import json
+
+    from core.export import fast_path_of
+
+    lines = [{"type": "start", "t": 1.0, "fast_path": {"fallbacks": []}},
+             {"type": "step", "t": 2.0, "step": 1},
+             {"type": "start", "t": 3.0, "fast_path": {"fallbacks": ["fp32: out of memory"]}}]  # a restart
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(x, separators=(",", ":")) + "\n" for x in lines)
+                                           + '{"type":"start", torn')
+    assert fast_path_of({"run_dir": str(tmp_path)}) == {"fallbacks": ["fp32: out of memory"]}
+    assert fast_path_of({"run_dir": str(tmp_path / "gone")}) is None

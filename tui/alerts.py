@@ -34,7 +34,7 @@ SHORT = 5
 
 @dataclass(frozen=True)
 class Alert:
-    kind: str  # 'nan' | 'stall' | 'throughput' | 'restart'
+    kind: str  # 'nan' | 'stall' | 'throughput' | 'restart' | 'fast-path'
     message: str
     step: int | None
     t: float  # when it was raised (the monitor's clock)
@@ -54,6 +54,10 @@ class AlertMonitor:
         """Fold new events in; returns the alerts they raise."""
         out: list[Alert] = []
         for ev in events:
+            fallbacks = (ev.get("fast_path") or {}).get("fallbacks") if ev.get("type") == "start" else None
+            if isinstance(fallbacks, list) and fallbacks:
+                out.append(Alert("fast-path", "the fast path stepped down before step 1: " + "; ".join(map(str, fallbacks)),
+                                 None, now, level="warning"))
             restart = ev.get("restart") if ev.get("type") == "start" else None
             if isinstance(restart, int) and not isinstance(restart, bool) and restart > 0:
                 resumed = ev.get("resumed_from_step")

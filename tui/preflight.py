@@ -98,7 +98,9 @@ def check_disk(cfg: RunConfig, runs_root: Path, report: DeviceReport | None = No
     plan = disk_plan.plan(cfg, rows[0] if rows else eval_cost.SST2_ROWS[0], _world(cfg, report))
     download = 0 if models.is_available_locally(cfg.model_name_or_path.strip()) else \
         int(DOWNLOAD_BYTES.get(cfg.model_name_or_path.strip(), 0))
-    text = f"{disk_plan.gb(free)} free at {where}; {plan.describe()}"
+    each = plan.weights_bytes + plan.optimizer_bytes
+    text = (f"{disk_plan.gb(free)} free; checkpoints ~{disk_plan.gb(plan.need_bytes)} at the peak "
+            f"({plan.saves} of ~{disk_plan.gb(each)}, {plan.kept} kept)")
     if (reason := disk_plan.shortfall(plan, free - download)) is not None:
         return Check("disk", FAIL, f"{where}: {reason}" + (f" (and the model download, {disk_plan.gb(download)})"
                                                            if download else ""))
@@ -158,7 +160,7 @@ def check_devices(cfg: RunConfig, report: DeviceReport | None) -> Check:
     return Check("devices", OK, f"{text}: free")
 
 
-def check_numerics(cfg: RunConfig, report: DeviceReport | None) -> Check:
+def check_recipe(cfg: RunConfig, report: DeviceReport | None) -> Check:
     """What the fast path would change in the recipe's numerics on the chosen devices (fast_path off: none)."""
     from core.trainer.fastpath import recipe_changes
 
@@ -168,8 +170,8 @@ def check_numerics(cfg: RunConfig, report: DeviceReport | None) -> Check:
         gpu = False
     changes = recipe_changes(cfg, gpu)
     if not changes:
-        return Check("numerics", OK, "the recipe's numerics" + ("" if gpu else " (fp32 on the CPU)"))
-    return Check("numerics", OK, "fast path: " + "; ".join(changes) + " (fast_path off keeps the recipe)")
+        return Check("recipe", OK, "the recipe's numerics" + ("" if gpu else " (fp32 on the CPU)"))
+    return Check("recipe", OK, "fast path: " + "; ".join(changes) + " (fast_path off keeps the recipe)")
 
 
 def check_eval(cfg: RunConfig, report: DeviceReport | None) -> Check:
@@ -201,7 +203,7 @@ def _holders(g: GpuInfo, most: int = 3) -> str:
 def run_preflight(cfg: RunConfig, runs_root: Path, report: DeviceReport | None) -> list[Check]:
     checks = []
     args: dict[str, tuple[Any, ...]] = {"data": (cfg,), "model": (cfg,), "disk": (cfg, runs_root, report),
-                                        "devices": (cfg, report), "eval": (cfg, report), "numerics": (cfg, report)}
+                                        "devices": (cfg, report), "eval": (cfg, report), "recipe": (cfg, report)}
     for name, a in args.items():
         fn = globals()[f"check_{name}"]  # looked up per call, so a test can replace one
         try:

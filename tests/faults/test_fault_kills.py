@@ -171,7 +171,8 @@ def test_launcher_and_supervisor_killed_then_runs_reconciles(tmp_path):
 # ---------------------------------------------------------------------------- a "reboot"
 @pytest.fixture
 def rebooted_run(tmp_path):
-    rid, run_dir = start_detached(tmp_path, *FOREVER, "--save_steps", "5")
+    # save_total_limit: 20,000 planned checkpoints would not fit on the disk (core.disk_plan refuses them)
+    rid, run_dir = start_detached(tmp_path, *FOREVER, "--save_steps", "5", "--save_total_limit", "2")
     wait_for(lambda: any(e["type"] == "checkpoint" for e in events(run_dir)), 180, "a checkpoint")
     procs = alive(run_dir)
     assert len(procs) == 4  # supervisor, launcher, 2 ranks

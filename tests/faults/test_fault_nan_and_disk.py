@@ -132,9 +132,20 @@ def tiny_fs(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_disk_too_small_for_the_runs_checkpoints_is_refused_before_anything_exists(tmp_path, tiny_fs):
+    r = cli(tmp_path, "train", "--devices", "cpu:1", "--max_steps", "6", "--save_steps", "3",
+            "--output_dir", str(tiny_fs / "ckpts"), timeout=120)
+    assert r.returncode == 2 and "not enough disk for this run" in r.stderr and "short" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.mark.slow
 def test_disk_full_during_a_save_fails_the_run_clearly_and_keeps_the_store(tmp_path, tiny_fs):
+    """The disk fills up while the run goes (another process, other runs): the launch-time estimate is
+    skipped so that the run starts on a disk already too small and meets the full disk at its first save."""
     r = cli(tmp_path, "train", *FOREVER, "--devices", "cpu:1", "--save_steps", "3",
-            "--output_dir", str(tiny_fs / "ckpts"), "--json", timeout=300)
+            "--output_dir", str(tiny_fs / "ckpts"), "--json", timeout=300, env={"GPT2_TUI_TEST_SKIP_DISK_PLAN": "1"})
     assert r.returncode == 1, r.stderr[-3000:]
     rec = json.loads(r.stdout.strip().splitlines()[-1])
     assert rec["status"] == "failed"

@@ -15,13 +15,14 @@ def render_checks(checks: list[Check] | None, running: bool = False, note: str |
     if checks is None:
         t.append("checking…" if running else (note or "not checked yet"), style="dim")
         return t
-    for c in checks:
+    # The verdict first: on a short terminal the list below it may be cut off.
+    t.append(summary_line(checks) + ("  (re-checking…)" if running else "") + "\n",
+             style="bold red" if any(c.status == FAIL for c in checks) else "bold green")
+    for i, c in enumerate(checks):
         mark, style = MARKS.get(c.status, ("?", ""))
         t.append(f"{mark} ", style=f"bold {style}")
         t.append(f"{c.name:<8}", style="bold")
-        t.append(c.detail + "\n", style="" if c.status == OK else style)
-    t.append(summary_line(checks) + ("  (re-checking…)" if running else ""),
-             style="bold red" if any(c.status == FAIL for c in checks) else "bold green")
+        t.append(c.detail + ("\n" if i < len(checks) - 1 else ""), style="" if c.status == OK else style)
     return t
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
 from test_import_sources import run_glue_log
+from test_tui_history import until
 from textual.app import App
 from textual.widgets import Static
 
@@ -30,14 +30,6 @@ class Host(App[None]):
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-async def until(pilot: Any, cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await pilot.pause(0.02)
 
 
 @pytest.fixture

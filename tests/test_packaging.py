@@ -122,6 +122,7 @@ def test_pip_leaves_an_installed_gpu_build_alone(wheel, tmp_path):
     assert r.returncode != 0 and "paddlepaddle==3.3.1" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_wheel_install_runs_from_an_empty_folder(wheel, tmp_path):
     """The wheel alone provides core/ and tui/ (this venv's packages come in through a .pth line, which
     does not run this venv's editable finder), and finds its assets inside the package."""
@@ -145,3 +146,12 @@ def test_a_wheel_install_runs_from_an_empty_folder(wheel, tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["cpu"]["cores_logical"] >= 1
+    # The offline default, shortened: the installed trainer, the bundled gpt2-tiny and sample, a checkpoint.
+    r = subprocess.run([str(tmp_path / "venv" / "bin" / "gpt2-tui"), "train", "--max_steps", "3", "--devices",
+                        "cpu:1", "--eval_steps", "3", "--json"], cwd=empty, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rec = json.loads(r.stdout.strip().splitlines()[-1])
+    assert rec["status"] == "finished" and rec["model"] == "gpt2-tiny" and len(rec["evals"]) == 1
+    assert rec["checkpoints"] and Path(rec["checkpoints"][-1]["path"]).is_relative_to(empty)
+    assert (empty / "runs.db").is_file()

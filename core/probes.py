@@ -79,13 +79,18 @@ def supervisor_alive(run: Mapping[str, Any]) -> bool:
     return is_ours(run.get("pgid"), run.get("created_at") or 0)
 
 
-def read_supervisor(run_dir: str | Path) -> dict[str, Any] | None:
-    """supervisor.json: {"pid", "launcher_pid", "t"}; None before the supervisor wrote it."""
+def _json_object(path: Path) -> dict[str, Any] | None:
+    """A JSON object file written by the supervisor; None while absent, torn or not an object."""
     try:
-        data = json.loads((Path(run_dir) / "supervisor.json").read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_supervisor(run_dir: str | Path) -> dict[str, Any] | None:
+    """supervisor.json: {"pid", "launcher_pid", "t"}; None before the supervisor wrote it."""
+    return _json_object(Path(run_dir) / "supervisor.json")
 
 
 def launcher_alive(run: Mapping[str, Any]) -> bool:
@@ -100,11 +105,7 @@ def launcher_alive(run: Mapping[str, Any]) -> bool:
 
 def read_exit(run_dir: str | Path) -> dict[str, Any] | None:
     """exit.json: how the launcher exited; None while it runs (or when its supervisor was killed)."""
-    try:
-        data = json.loads((Path(run_dir) / "exit.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return _json_object(Path(run_dir) / "exit.json")
 
 
 def launcher_exited(run: Mapping[str, Any]) -> bool:

@@ -34,7 +34,7 @@ from bench._common import ROOT, bench_env, fmt_summary, machine, summary, write_
 # The old path, verbatim in effect: reconcile, list, then three aggregate queries per run.
 BEFORE = r"""
 import sys
-from core.export import table_row, to_json
+from core.export import public_rows, table_row, to_json
 from core.reconcile import reconcile_all
 from core.store import Store
 store = Store(sys.argv[1])
@@ -49,7 +49,7 @@ def legacy_summary(rid):
             "final_loss": last[0] if last else None, "best_accuracy": best[0]}
 
 rows = [table_row(store, r, None, legacy_summary(r["id"])) for r in store.list_runs()]
-sys.stdout.write(to_json(rows))
+sys.stdout.write(to_json(public_rows(rows)))
 """
 
 DATA_VERSION = r"""

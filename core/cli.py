@@ -1,4 +1,4 @@
-"""``core.cli``: the headless commands (train, runs, show, stop, export, eval, devices). ``tui.entry`` is the
+"""``core.cli``: the headless commands (train, runs, show, stop, export, tag, eval, devices). ``tui.entry`` is the
 ``gpt2-tui`` command: it parses with ``build_parser`` and hands every headless command to ``run``.
 
 Importing this module must stay cheap (``gpt2-tui --help`` ≤ 0.3 s): no paddle, no Textual at import;
@@ -15,7 +15,7 @@ from core import cli_interop
 from core.cli_common import EXIT_USER_ERROR, UserError, add_db_flag, fmt_time, need_run, open_store
 from core.cli_eval import add_eval_parser, cmd_eval
 from core.cli_runs import add_parsers as add_run_parsers
-from core.cli_runs import cmd_devices, cmd_export, cmd_runs, cmd_show, cmd_stop
+from core.cli_runs import cmd_devices, cmd_export, cmd_runs, cmd_show, cmd_stop, cmd_tag
 from core.cli_train import add_train_parser, cmd_train, config_from_args, follow_run
 from core.config import ConfigError
 from core.export import ExportError
@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show, "stop": cmd_stop, "export": cmd_export,
-            "eval": cmd_eval, "devices": cmd_devices, "import": cli_interop.cmd_import,
+            "eval": cmd_eval, "devices": cmd_devices, "tag": cmd_tag, "import": cli_interop.cmd_import,
             "watch": cli_interop.cmd_watch}
 
 

@@ -343,6 +343,8 @@ class RunRow(TypedDict):
     final_loss: float | None
     sps_sum: float
     sps_n: int
+    tags: Any  # JSON list of strings (decoded by the getters)
+    note: str | None
 
 
 class CheckpointRow(TypedDict):

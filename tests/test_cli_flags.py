@@ -107,7 +107,7 @@ def _flags_of(command):
     return {opt for a in sub.choices[command]._actions for opt in a.option_strings if opt.startswith("--")}
 
 
-@pytest.mark.parametrize("command", ["train", "eval"])
+@pytest.mark.parametrize("command", ["train", "eval", "runs", "tag"])
 def test_docs_flags_lists_every_flag(command):
     from conftest import ROOT
 

@@ -72,7 +72,8 @@ def test_a_version_1_file_migrates_and_keeps_its_checkpoints_and_numbers(tmp_pat
     c.commit()
     c.close()
     s = Store(p)
-    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert s.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert s.get_run("old")["tags"] == [] and s.get_run("old")["note"] is None  # v4's columns, empty
     # the runs table's numbers, filled in from the metrics already there
     assert s.summary("old") == {"metric_rows": 3, "last_step": 3, "mean_samples_per_s": 15.0, "final_loss": 0.7,
                                 "best_accuracy": None}

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 from core.records import RunRow
 from core.store.schema import STATUSES, StoreBase, Tx
 
-RUN_JSON_FIELDS = ("config", "command", "versions", "device_info", "alerts")
+RUN_JSON_FIELDS = ("config", "command", "versions", "device_info", "alerts", "tags")
+KEEP: Any = object()  # tag_run(note=KEEP): leave the note as it is
 
 
 class RunsPart(StoreBase):
@@ -75,6 +76,28 @@ class RunsPart(StoreBase):
         rows = self.rows(sql + " ORDER BY created_at DESC", args)
         return [decode_run(r) for r in rows] if decode else cast(list[RunRow], rows)
 
+    def tag_run(self, run_id: str, *, add: Iterable[str] = (), remove: Iterable[str] = (),
+                tags: Iterable[str] | None = None, note: str | None = KEEP) -> RunRow | None:
+        """Change a run's tags (``tags`` replaces them all, then ``add`` and ``remove`` apply) and its note
+        (a text, or None to clear it; KEEP leaves it), in one transaction: read and write under the write
+        lock, so two taggers at once (the CLI and a dashboard) both land. None when there is no such run;
+        ``core.tags.TagError`` for a tag or note that cannot be stored (nothing is written then)."""
+        from core.tags import clean_note, merge_tags
+
+        with Tx(self.conn) as conn:
+            row = conn.execute("SELECT tags FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                return None
+            current = [] if tags is not None else tag_list(row[0])
+            new = merge_tags([*current, *(tags or [])], add, remove)
+            sets: list[str] = ["tags = ?"]
+            args: list[Any] = [json.dumps(new)]
+            if note is not KEEP:
+                sets.append("note = ?")
+                args.append(clean_note(note))
+            conn.execute(f"UPDATE runs SET {', '.join(sets)} WHERE id = ?", (*args, run_id))
+        return self.get_run(run_id)
+
     def running_runs(self) -> list[RunRow]:
         return self.list_runs(kind=None, status="running")
 
@@ -96,6 +119,18 @@ class RunsPart(StoreBase):
                 self.conn.execute("DELETE FROM evals WHERE run_id = ? OR eval_run_id = ?", (rid, rid))
                 self.conn.execute("DELETE FROM runs WHERE id = ?", (rid,))
         return jobs
+
+
+def tag_list(value: Any) -> list[str]:
+    """A run's tags: from the column's JSON text (a damaged one reads as none) or a decoded list."""
+    if value is None or value == "[]":  # the common case, without a json.loads per row of the runs table
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [str(t) for t in value] if isinstance(value, list) else []
 
 
 def decode_run(row: dict[str, Any]) -> RunRow:

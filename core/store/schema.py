@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APP_ID = "gpt2-tui"
 DB_ENV = "GPT2_TUI_DB"
 STATUSES = ("running", "finished", "failed", "stopped", "lost")
@@ -37,7 +37,8 @@ SCHEMA = [
         device_info TEXT, bad_lines INTEGER NOT NULL DEFAULT 0, event_offset INTEGER NOT NULL DEFAULT 0,
         resumed_from TEXT, parent_run TEXT, checkpoint TEXT, eval_path TEXT, eval_sha TEXT, mode TEXT,
         alerts TEXT, metric_rows INTEGER NOT NULL DEFAULT 0, last_step INTEGER, final_loss REAL,
-        sps_sum REAL NOT NULL DEFAULT 0, sps_n INTEGER NOT NULL DEFAULT 0)""",
+        sps_sum REAL NOT NULL DEFAULT 0, sps_n INTEGER NOT NULL DEFAULT 0,
+        tags TEXT NOT NULL DEFAULT '[]', note TEXT)""",
     """CREATE TABLE IF NOT EXISTS metrics (
         run_id TEXT NOT NULL, step INTEGER NOT NULL, epoch REAL, loss REAL, lr REAL,
         samples_per_s REAL, tokens_per_s REAL, step_time REAL, t REAL,
@@ -75,6 +76,8 @@ MIGRATIONS: dict[int, list[str]] = {
             final_loss = (SELECT loss FROM metrics m WHERE m.run_id = runs.id ORDER BY step DESC LIMIT 1),
             sps_sum = IFNULL((SELECT SUM(samples_per_s) FROM metrics m WHERE m.run_id = runs.id), 0),
             sps_n = (SELECT COUNT(samples_per_s) FROM metrics m WHERE m.run_id = runs.id)"""],
+    # A run's tags (JSON list of strings) and free-text note, set by `gpt2-tui tag` and the dashboard.
+    4: ["ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT '[]'", "ALTER TABLE runs ADD COLUMN note TEXT"],
 }
 
 

@@ -49,16 +49,14 @@ def sort_rows(rows: Iterable[dict[str, Any]], key: str = "started", descending: 
 
 
 def filter_rows(rows: Iterable[dict[str, Any]], text: str = "", status: str | None = None) -> list[dict[str, Any]]:
-    """Rows whose id, name, model, devices or status contain every word of ``text`` (any case)."""
-    words = text.lower().split()
-    out = []
-    for r in rows:
-        if status and status != "all" and r.get("status") != status:
-            continue
-        hay = " ".join(str(r.get(k) or "") for k in ("id", "name", "model", "devices", "status")).lower()
-        if all(w in hay for w in words):
-            out.append(r)
-    return out
+    """Rows with ``status`` (None or 'all': any) that the filter ``text`` matches (``core.run_filter``:
+    words, "phrases", tag:, status:, settings, lr>1e-4, -term). Raises ``FilterError`` for a malformed one."""
+    from core.run_filter import parse
+
+    wanted = parse(text)
+    if status and status != "all":
+        rows = (r for r in rows if r.get("status") == status)
+    return wanted.select(rows)
 
 
 # ---------------------------------------------------------------------------- compare

@@ -167,6 +167,7 @@ class Gpt2App(Navigator):
             keys.append((binding.key_display or binding.key.split(",")[0], binding.description))
         keys.append(("ctrl+p", "Command palette"))
         keys.append(("tab / shift+tab", "Next / previous field or panel"))
+        keys += getattr(screen, "HELP_NOTES", [])  # a screen's own notes (the history's filter syntax)
         return keys
 
     def action_help(self) -> None:

@@ -68,6 +68,16 @@ class RunDeleted(Message):
         self.files_removed = files_removed
 
 
+class RunTagged(Message):
+    """A run's tags or note were saved (from the tag dialog)."""
+
+    def __init__(self, run_id: str, tags: list[str], note: str | None):
+        super().__init__()
+        self.run_id = run_id
+        self.tags = tags
+        self.note = note
+
+
 # ---------------------------------------------------------------------------- navigation requests
 class CloneRequested(Message):
     """The user wants to launch a copy of a run: open the configure screen with ``config`` to edit."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,8 +20,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from core.export import export_table, runs_table
+from core.run_filter import FilterError
 from tui.compare_logic import SORT_COLUMNS, STATUS_FILTERS, filter_rows, sort_rows
-from tui.messages import CompareRequested, RunDeleted, RunPageRequested
+from tui.messages import CompareRequested, RunDeleted, RunPageRequested, RunTagged
 from tui.screens.dialogs import ExportDialog
 from tui.screens.run_actions import RunActions
 from tui.services import Services, as_services
@@ -58,6 +60,7 @@ class HistoryScreen(RunActions):
         Binding("n", "clone", "Clone"),
         Binding("u", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
+        Binding("t", "tags", "Tags"),
         Binding("x", "export_run", "Export run"),
         Binding("X", "export_table", "Export table"),
         Binding("s", "cycle_sort", "Sort"),
@@ -65,6 +68,14 @@ class HistoryScreen(RunActions):
         Binding("f", "cycle_status", "Status"),
         Binding("slash", "focus_filter", "Filter"),
         Binding("ctrl+r", "refresh", "Refresh", show=False),
+    ]
+
+    # What the help screen (?) says under the keys: the filter's syntax (core.run_filter).
+    HELP_NOTES = [
+        ("filter", "words (id, name, model, devices, status, tags, note); \"a phrase\""),
+        ("", "tag:best  status:failed  model:medium  name:x  engine:paddlenlp  note:oom"),
+        ("", "lr>1e-4  acc>=0.9  steps<100  bs=32  use_amp:true  (any run setting by name)"),
+        ("", "-term leaves out what it matches: -tag:broken"),
     ]
 
     class RowsLoaded(Message):
@@ -90,7 +101,8 @@ class HistoryScreen(RunActions):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="history-bar"):
-            yield Input(placeholder="filter: name, id, model, devices…  (/)", id="history-filter")
+            yield Input(placeholder="filter: words, tag:best, status:failed, lr>1e-4, -word…  (/, ? for more)",
+                        id="history-filter")
             yield Select([(s, s) for s in STATUS_FILTERS], value="all", allow_blank=False, id="history-status")
         yield RunsTable(id="history-table")
         yield Static("", id="history-info")
@@ -143,8 +155,16 @@ class HistoryScreen(RunActions):
     def redraw(self) -> None:
         text = self.query_one("#history-filter", Input).value
         status = self.query_one("#history-status", Select).value
-        self.shown = sort_rows(filter_rows(self.rows, text, str(status)), self.sort_key, self.descending)
+        problem = ""
+        try:
+            picked = filter_rows(self.rows, text, str(status))
+        except FilterError as e:  # half-typed or wrong: say so, and hide nothing until it parses
+            picked, problem = filter_rows(self.rows, "", str(status)), f"filter: {e}"
+        self.shown = sort_rows(picked, self.sort_key, self.descending)
         self.query_one(RunsTable).show(self.shown, self.marked, self.sort_key, self.descending)
+        if problem:
+            self.query_one("#history-info", Static).update(Text(problem, style="bold red"))
+            return
         info = f"{len(self.shown)} of {len(self.rows)} runs"
         if self.marked:
             info += f" · {len(self.marked)} marked (c compares)"
@@ -180,6 +200,11 @@ class HistoryScreen(RunActions):
     def _open(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
             self.post_message(RunPageRequested(event.row_key.value))
+
+    def on_run_tagged(self, message: RunTagged) -> None:
+        self.notify(f"Run {message.run_id}: tags {', '.join(message.tags) or 'none'}"
+                    + (f"; note {message.note!r}" if message.note else ""), title="Tags")
+        self.load()
 
     def on_run_deleted(self, message: RunDeleted) -> None:
         self.notify(f"Deleted run {message.run_id}" + (" and its folder" if message.files_removed else ""))
@@ -233,6 +258,11 @@ class HistoryScreen(RunActions):
         row = self.current_row()
         if row is not None:
             self.resume_run(row)
+
+    def action_tags(self) -> None:
+        row = self.current_row()
+        if row is not None:
+            self.edit_tags_asked(row["id"])
 
     def action_export_run(self) -> None:
         row = self.current_row()

@@ -1,5 +1,5 @@
 """What can be done to one run from the history screen and from its page: clone, resume, delete, export,
-open its results. ``RunActions`` is the screen base both share; every store access runs in a thread
+tag, open its results. ``RunActions`` is the screen base both share; every store access runs in a thread
 worker with that thread's own Store.
 """
 
@@ -13,16 +13,17 @@ from textual.worker import Worker, WorkerState
 from core.config import RunConfig
 from core.control import DeleteRefused, delete, inside_runs_root
 from core.export import export_run
-from tui.messages import CloneRequested, LiveRequested, ResultsRequested, RunDeleted
+from tui.messages import CloneRequested, LiveRequested, ResultsRequested, RunDeleted, RunTagged
 from tui.screens.dialogs import DeleteDialog, ExportDialog
+from tui.screens.tag_dialog import TagDialog, TagEdit
 from tui.services import Services
 
 
 class RunActions(Screen[None]):
-    """Clone, resume, delete, export and results for one run. Subclasses set ``services``.
+    """Clone, resume, delete, export, tag and results for one run. Subclasses set ``services``.
 
-    Posts ``CloneRequested``, ``LiveRequested`` (a resumed run), ``ResultsRequested`` (for the app) and
-    ``RunDeleted`` (to itself, after a delete).
+    Posts ``CloneRequested``, ``LiveRequested`` (a resumed run), ``ResultsRequested`` (for the app),
+    ``RunDeleted`` (to itself, after a delete) and ``RunTagged`` (to itself, after its tags were saved).
     """
 
     services: Services
@@ -92,6 +93,32 @@ class RunActions(Screen[None]):
                 raise DeleteRefused(f"run {run_id} is not in the store any more")
             written = export_run(store, run, path)
         self.app.call_from_thread(self.notify, f"Wrote {written}", title="Export")
+
+    def edit_tags_asked(self, run_id: str) -> None:
+        """The tag dialog with the run's tags and note as the store has them now (read off the UI thread)."""
+
+        def done(edit: TagEdit | None) -> None:
+            if edit is not None:
+                self.run_worker(lambda: self._save_tags(run_id, edit), thread=True, group="run-action",
+                                exit_on_error=False)
+
+        def ask() -> None:
+            with self.services.store() as store:
+                run = store.get_run(run_id)
+            if run is None:
+                raise DeleteRefused(f"run {run_id} is not in the store any more")
+            self.app.call_from_thread(self.app.push_screen, TagDialog(
+                run_id, run.get("name") or run_id, list(run.get("tags") or []), run.get("note")), done)
+
+        self.run_worker(ask, thread=True, group="run-action", exit_on_error=False)
+
+    def _save_tags(self, run_id: str, edit: TagEdit) -> None:
+        tags, note = edit
+        with self.services.store() as store:
+            run = store.tag_run(run_id, tags=tags, note=note)  # one transaction; TagError is shown as a notice
+        if run is None:
+            raise DeleteRefused(f"run {run_id} is not in the store any more")
+        self.post_message(RunTagged(run_id, list(run.get("tags") or []), run.get("note")))
 
     def open_results(self, run_id: str) -> None:
         self.post_message(ResultsRequested(run_id))

@@ -28,7 +28,7 @@ from core.progress import fmt_duration
 from core.reconcile import log_tail, worker_log
 from tui.compare_logic import Ema, column, metric_xy
 from tui.format import fmt_float, fmt_rate
-from tui.messages import RunDeleted
+from tui.messages import RunDeleted, RunTagged
 from tui.runstate import (
     EMA_BETA,
     EVAL_ACC,
@@ -105,6 +105,10 @@ def overview_text(run: dict[str, Any], s: dict[str, Any], now: float) -> Text:
     _line(out, "started", f"{fmt_time(run.get('started_at') or run.get('created_at'))}   ended "
                           f"{fmt_time(run.get('ended_at'))}   duration {fmt_duration(duration_s(run, now))}")
     _line(out, "folder", str(run.get("run_dir") or "-"))
+    if run.get("tags"):
+        _line(out, "tags", ", ".join(run["tags"]), "cyan")
+    if run.get("note"):
+        _line(out, "note", str(run["note"]))
     if run.get("resumed_from"):
         _line(out, "resumed", f"from {run['resumed_from']} (run {run.get('parent_run') or '?'})")
     versions = run.get("versions") or {}
@@ -169,7 +173,8 @@ def log_text(logs: list[dict[str, Any]], worker_tail: list[str]) -> Text:
 
 
 class RunPage(RunActions):
-    """One run. Keys: r results, n clone (posts CloneRequested), u resume, d delete, x export, escape back."""
+    """One run. Keys: r results, n clone (posts CloneRequested), u resume, d delete, x export, t tags and note,
+    escape back."""
 
     CSS_PATH = HISTORY_TCSS
     BINDINGS = [
@@ -179,6 +184,7 @@ class RunPage(RunActions):
         Binding("u", "resume", "Resume"),
         Binding("d", "delete", "Delete"),
         Binding("x", "export", "Export"),
+        Binding("t", "tags", "Tags"),
     ]
 
     class Loaded(Message):
@@ -310,6 +316,10 @@ class RunPage(RunActions):
         self.notify(f"Deleted run {message.run_id}" + (" and its folder" if message.files_removed else ""))
         self.app.pop_screen()
 
+    def on_run_tagged(self, message: RunTagged) -> None:
+        self.notify(f"Tags saved: {', '.join(message.tags) or 'none'}", title="Tags")
+        self.load()  # the overview shows them
+
     # ------------------------------------------------------------------ actions
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:
@@ -331,3 +341,6 @@ class RunPage(RunActions):
 
     def action_export(self) -> None:
         self.export_run_asked(self.run_id)
+
+    def action_tags(self) -> None:
+        self.edit_tags_asked(self.run_id)

@@ -11,14 +11,15 @@ from textual.widgets import DataTable
 from core.progress import fmt_duration
 from tui.compare_logic import SORT_COLUMNS
 from tui.format import fmt_float, fmt_rate
-from tui.widgets.table_fill import fill
+from tui.widgets.table_fill import fill, width_of
 
 STATUS_STYLE = {"running": "bold dodger_blue1", "finished": "green", "failed": "bold red", "stopped": "yellow",
                 "lost": "magenta"}
 MARK = "●"
 NAME_WIDTH = 20
-# Columns in display order: the mark column first, then the sortable ones.
-COLUMNS = ("mark", *SORT_COLUMNS)
+TAGS_WIDTH = 14  # "best, sweep-3…": enough to tell tagged runs apart; the filter (tag:NAME) finds the rest
+# Columns in display order: the mark column first, then the sortable ones, then the tags when they fit.
+COLUMNS = ("mark", *SORT_COLUMNS, "tags")
 NUMERIC = {"steps", "final_loss", "best_accuracy", "mean_samples_per_s", "duration_s"}
 
 
@@ -47,8 +48,22 @@ def cells(row: dict[str, Any], marked: bool) -> list[Text | str]:
         "mean_samples_per_s": fmt_rate(row.get("mean_samples_per_s")),
         "duration_s": fmt_duration(row.get("duration_s")) if row.get("duration_s") is not None else "-",
         "started": fmt_when(row.get("created_at")),
+        "tags": Text(_clip(", ".join(row.get("tags") or []), TAGS_WIDTH), style="cyan"),
     }
     return [Text(str(values[k]), justify="right") if k in NUMERIC else values[k] for k in COLUMNS]
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def fits(columns: list[tuple[str, Text | str]], rows: list[tuple[str, list[Text | str]]], width: int) -> bool:
+    """The columns, each as wide as its widest cell plus DataTable's padding (1 a side), within ``width``
+    less a vertical scrollbar's 2 cells."""
+    widths = [width_of(label) for _, label in columns]
+    for _, row in rows:
+        widths = [max(w, width_of(c)) for w, c in zip(widths, row, strict=True)]
+    return sum(w + 2 for w in widths) <= width - 2
 
 
 class RunsTable(DataTable):
@@ -60,19 +75,36 @@ class RunsTable(DataTable):
     def __init__(self, *, id: str | None = None, classes: str | None = None):
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
         self.row_ids: list[str] = []
+        self._shown: tuple[Any, ...] | None = None
+        self._with_tags = False
 
     def show(self, rows: list[dict[str, Any]], marked: set[str], sort_key: str, descending: bool) -> None:
+        self._shown = (rows, marked, sort_key, descending)
         current = self.current_id()
-        columns = []
+        columns: list[tuple[str, Text | str]] = []
         for key in COLUMNS:
-            label = "" if key == "mark" else SORT_COLUMNS[key]
+            label = "" if key == "mark" else SORT_COLUMNS.get(key, key)
             if key == sort_key:
                 label += " ▼" if descending else " ▲"
             columns.append((key, Text(label, justify="right") if key in NUMERIC else label))
         self.row_ids = [r["id"] for r in rows]
-        fill(self, columns, [(r["id"], cells(r, r["id"] in marked)) for r in rows])
+        body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
+        # The tags column comes last and only when the whole table then fits (at 160 columns, not 120).
+        self._with_tags = fits(columns, body, self.size.width or self.app.size.width)
+        if not self._with_tags:
+            columns, body = columns[:-1], [(k, c[:-1]) for k, c in body]
+        fill(self, columns, body)
         if current in self.row_ids:
             self.move_cursor(row=self.row_ids.index(current), animate=False)
+
+    def on_resize(self) -> None:
+        if self._shown is None:
+            return
+        rows, marked, sort_key, descending = self._shown
+        body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
+        labels: list[tuple[str, Text | str]] = [(k, SORT_COLUMNS.get(k, k) + "  ") for k in COLUMNS]
+        if fits(labels, body, self.size.width) != self._with_tags:  # the terminal grew or shrank past it
+            self.show(rows, marked, sort_key, descending)
 
     def current_id(self) -> str | None:
         if not self.row_ids or not (0 <= self.cursor_row < len(self.row_ids)):

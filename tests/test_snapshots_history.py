@@ -96,6 +96,21 @@ def test_history_marked_sorted_and_filtered(db, snap_compare):
     assert snap_compare(still(history(db)), terminal_size=(120, 40), run_before=run_before)
 
 
+def test_history_tags_wide_terminal(db, snap_compare):
+    """160x48: the tags column fits beside the others (clipped to its width); the filter picks tag:sweep."""
+    store = Store(db)
+    store.tag_run(RUN_IDS["baseline"], add=["best", "sweep"], note="the one we ship")
+    store.tag_run(RUN_IDS["higher-lr"], add=["sweep", "lr"])
+    store.close()
+
+    async def run_before(pilot: Any) -> None:
+        await settled()(pilot)
+        await pilot.press("slash", *"tag:sweep", "enter")  # filter, then back to the table
+        await pilot.pause(0.1)
+
+    assert snap_compare(still(history(db)), terminal_size=(160, 48), run_before=run_before)
+
+
 def test_run_page_of_a_failed_run(db, snap_compare):
     """A failed run: loss/lr/samples curves from the store, the overview with versions, devices and error."""
     app = Host(db, lambda s: RunPage(RUN_IDS["medium-gpu"], s, refresh_s=0))

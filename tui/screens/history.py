@@ -101,8 +101,7 @@ class HistoryScreen(RunActions):
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False)
         with Horizontal(id="history-bar"):
-            yield Input(placeholder="filter: words, tag:best, status:failed, lr>1e-4, -word…  (/, ? for more)",
-                        id="history-filter")
+            yield Input(placeholder="filter: words tag:best lr>1e-4 -word (? for help)", id="history-filter")
             yield Select([(s, s) for s in STATUS_FILTERS], value="all", allow_blank=False, id="history-status")
         yield RunsTable(id="history-table")
         yield Static("", id="history-info")

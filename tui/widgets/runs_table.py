@@ -89,8 +89,9 @@ class RunsTable(DataTable):
             columns.append((key, Text(label, justify="right") if key in NUMERIC else label))
         self.row_ids = [r["id"] for r in rows]
         body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
-        # The tags column comes last and only when the whole table then fits (at 160 columns, not 120).
-        self._with_tags = fits(columns, body, self.size.width or self.app.size.width)
+        # The tags column comes last, when a run shown has tags and the whole table then fits (at 160
+        # columns, not at 120 with the usual columns).
+        self._with_tags = any(r.get("tags") for r in rows) and fits(columns, body, self.size.width or self.app.size.width)
         if not self._with_tags:
             columns, body = columns[:-1], [(k, c[:-1]) for k, c in body]
         fill(self, columns, body)
@@ -103,7 +104,8 @@ class RunsTable(DataTable):
         rows, marked, sort_key, descending = self._shown
         body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
         labels: list[tuple[str, Text | str]] = [(k, SORT_COLUMNS.get(k, k) + "  ") for k in COLUMNS]
-        if fits(labels, body, self.size.width) != self._with_tags:  # the terminal grew or shrank past it
+        with_tags = any(r.get("tags") for r in rows) and fits(labels, body, self.size.width)
+        if with_tags != self._with_tags:  # the terminal grew or shrank past it
             self.show(rows, marked, sort_key, descending)
 
     def current_id(self) -> str | None:

@@ -106,8 +106,7 @@ class Compare(Term):
 
     def test(self, row: Mapping[str, Any]) -> bool:
         if self.kind == "tag":
-            tags = [t.lower() for t in tags_of(row)]
-            return self.value in tags
+            return (self.value in [t.lower() for t in tags_of(row)]) != (self.op == "!=")
         got = self._value(row)
         if got is None:
             return False

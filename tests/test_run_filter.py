@@ -142,3 +142,8 @@ def test_history_filter_rows_delegates_and_keeps_the_status_select():
     assert [r["name"] for r in filter_rows(rows(), "", "all")] == ["baseline", "higher lr", "watched script"]
     with pytest.raises(FilterError):
         filter_rows(rows(), "lr>abc")
+
+
+def test_tag_not_equal():
+    assert names("tag!=sweep") == ["higher lr"]
+    assert names("tag=BEST") == ["baseline"]

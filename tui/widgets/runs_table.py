@@ -57,6 +57,17 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def header(sort_key: str, descending: bool) -> list[tuple[str, Text | str]]:
+    """(key, label) of every column; the sort column's label shows the direction."""
+    columns: list[tuple[str, Text | str]] = []
+    for key in COLUMNS:
+        label = "" if key == "mark" else SORT_COLUMNS.get(key, key)
+        if key == sort_key:
+            label += " ▼" if descending else " ▲"
+        columns.append((key, Text(label, justify="right") if key in NUMERIC else label))
+    return columns
+
+
 def fits(columns: list[tuple[str, Text | str]], rows: list[tuple[str, list[Text | str]]], width: int) -> bool:
     """The columns, each as wide as its widest cell plus DataTable's padding (1 a side), within ``width``
     less a vertical scrollbar's 2 cells."""
@@ -81,31 +92,30 @@ class RunsTable(DataTable):
     def show(self, rows: list[dict[str, Any]], marked: set[str], sort_key: str, descending: bool) -> None:
         self._shown = (rows, marked, sort_key, descending)
         current = self.current_id()
-        columns: list[tuple[str, Text | str]] = []
-        for key in COLUMNS:
-            label = "" if key == "mark" else SORT_COLUMNS.get(key, key)
-            if key == sort_key:
-                label += " ▼" if descending else " ▲"
-            columns.append((key, Text(label, justify="right") if key in NUMERIC else label))
+        columns = header(sort_key, descending)
         self.row_ids = [r["id"] for r in rows]
         body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
         # The tags column comes last, when a run shown has tags and the whole table then fits (at 160
         # columns, not at 120 with the usual columns).
-        self._with_tags = any(r.get("tags") for r in rows) and fits(columns, body, self.size.width or self.app.size.width)
+        self._with_tags = self._tags_fit(rows, columns, body)
         if not self._with_tags:
             columns, body = columns[:-1], [(k, c[:-1]) for k, c in body]
         fill(self, columns, body)
         if current in self.row_ids:
             self.move_cursor(row=self.row_ids.index(current), animate=False)
 
+    def _tags_fit(self, rows: list[dict[str, Any]], columns: list[tuple[str, Text | str]],
+                  body: list[tuple[str, list[Text | str]]]) -> bool:
+        return any(r.get("tags") for r in rows) and fits(columns, body, self.size.width or self.app.size.width)
+
     def on_resize(self) -> None:
         if self._shown is None:
             return
         rows, marked, sort_key, descending = self._shown
+        if not self._with_tags and not any(r.get("tags") for r in rows):
+            return  # no tags shown: nothing to measure (10,000 rows' cells cost ~0.2 s)
         body = [(r["id"], cells(r, r["id"] in marked)) for r in rows]
-        labels: list[tuple[str, Text | str]] = [(k, SORT_COLUMNS.get(k, k) + "  ") for k in COLUMNS]
-        with_tags = any(r.get("tags") for r in rows) and fits(labels, body, self.size.width)
-        if with_tags != self._with_tags:  # the terminal grew or shrank past it
+        if self._tags_fit(rows, header(sort_key, descending), body) != self._with_tags:  # grew or shrank past it
             self.show(rows, marked, sort_key, descending)
 
     def current_id(self) -> str | None:

@@ -35,6 +35,8 @@ from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
 TRAIN_SCRIPT = PKG_DIR / "train.py"
+# --engine paddlenlp: PaddleNLP's own Trainer, launched the same way with the same flags (core/engines.py).
+ENGINE_SCRIPTS = {"gpt2-tui": TRAIN_SCRIPT, "paddlenlp": PKG_DIR / "engine_paddlenlp.py"}
 EVAL_SCRIPT = PKG_DIR / "evaluate.py"
 # The trainer saves a checkpoint on a stop request; GPT-2 Medium takes ~10 s to save on a slow disk.
 STOP_GRACE_S = 60.0
@@ -78,7 +80,8 @@ def runs_root_for(db_path: str | os.PathLike[str]) -> Path:
 def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, output_dir: str,
                 kind: str, ids: list[int], nprocs: int, resume_from: str | None = None,
                 python: str = sys.executable) -> list[str]:
-    """The exact command: paddle's launcher around core/train.py, every flag spelled out."""
+    """The exact command: paddle's launcher around the engine's worker (core/train.py, or
+    core/engine_paddlenlp.py for PaddleNLP's Trainer), every flag spelled out."""
     argv = [python, "-m", "paddle.distributed.launch", "--log_dir", str(run_dir / "logs")]
     if kind == "gpu":
         argv += ["--devices", ",".join(str(i) for i in ids)]
@@ -90,7 +93,7 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
                  "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
     elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
-    argv += [str(TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
+    argv += [str(ENGINE_SCRIPTS.get(cfg.engine, TRAIN_SCRIPT)), "--run_dir", str(run_dir), "--model_dir", model_dir]
     # The trainer decodes these with RunConfig.add_arguments: one codec, both ways.
     argv += cfg.replace(data_dir=data_dir, output_dir=output_dir).to_argv()
     if resume_from:

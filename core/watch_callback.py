@@ -149,7 +149,7 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
 
         flag = paddle.to_tensor([local], dtype="int32")
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(int(flag.item()))
+        return bool(flag.item())
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.close()

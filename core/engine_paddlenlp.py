@@ -61,7 +61,8 @@ def run(ns: Any, cfg: RunConfig, run_dir: Path, callback: Any) -> int:
         raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
     device = runtime.pick_device(cfg.device, cfg.devices)
     out_dir = Path(cfg.output_dir).resolve() if cfg.output_dir else run_dir / "checkpoints"
-    args = TrainingArguments(**training_arguments(cfg, str(out_dir), device))
+    bf16_ok = device == "gpu" and runtime.gpu_capability() >= (8, 0)
+    args = TrainingArguments(**training_arguments(cfg, str(out_dir), device, bf16_ok))
     callback.device = runtime.device_label(device, runtime.local_rank(dist.get_rank()))
 
     tok = GPTTokenizer.from_pretrained(ns.model_dir)

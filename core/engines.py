@@ -20,7 +20,6 @@ ENGINES = (OURS, PADDLENLP)
 # defaults with engine=paddlenlp they are refused, never silently ignored. (fast_path is not here: its
 # default 'auto' and 'off' both mean "the recipe's numerics" to PaddleNLP's Trainer, which has no fast path.)
 OURS_ONLY = {
-    "use_amp": "gpt2-tui's engine picks bf16 or fp16 itself; with --engine paddlenlp set --fp16 or --bf16",
     "flash_attention_drops_dropout": "flash attention is part of gpt2-tui's fast path; PaddleNLP's Trainer runs "
                                      "the model as configured: leave it false",
     "max_restart": "an elastic restart continues from gpt2-tui's own checkpoint state; with --engine paddlenlp "
@@ -40,15 +39,18 @@ def problems(cfg: Any) -> list[tuple[str, str]]:
             for name, why in OURS_ONLY.items() if getattr(cfg, name) != defaults[name]]
 
 
-def training_arguments(cfg: Any, output_dir: str, device: str) -> dict[str, Any]:
+def training_arguments(cfg: Any, output_dir: str, device: str, bf16_ok: bool = False) -> dict[str, Any]:
     """PaddleNLP ``TrainingArguments(**...)`` for a config: run_glue's flags as the config has them.
 
-    ``device`` is paddle's kind, 'cpu' or 'gpu'. gpt2-tui's meanings are kept where the two differ:
+    ``device`` is paddle's kind, 'cpu' or 'gpu'; ``bf16_ok`` says the GPU computes in bfloat16 (compute
+    capability 8+). gpt2-tui's meanings are kept where the two differ: use_amp (the reference preset's)
+    is bf16 where the GPU has it, else fp16, on a GPU only, as our engine reads it;
     do_eval false turns evaluation off altogether; save_total_limit keeps the best checkpoint by dev
     accuracy besides the newest (PaddleNLP's rotation keeps ``best_model_checkpoint``, which
     metric_for_best_model sets); the final evaluation and checkpoint are the engine callback's.
     """
     evaluating = bool(cfg.do_eval)
+    auto_amp = bool(cfg.use_amp) and not (cfg.fp16 or cfg.bf16) and device != "cpu"
     return {
         "output_dir": output_dir, "overwrite_output_dir": bool(cfg.overwrite_output_dir),
         "do_train": True, "do_eval": evaluating,
@@ -63,7 +65,8 @@ def training_arguments(cfg: Any, output_dir: str, device: str) -> dict[str, Any]
         "save_strategy": cfg.save_strategy, "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit or None,
         "metric_for_best_model": "accuracy" if evaluating else None, "greater_is_better": True,
-        "fp16": bool(cfg.fp16), "bf16": bool(cfg.bf16), "fp16_opt_level": cfg.fp16_opt_level,
+        "fp16": bool(cfg.fp16) or (auto_amp and not bf16_ok), "bf16": bool(cfg.bf16) or (auto_amp and bf16_ok),
+        "fp16_opt_level": cfg.fp16_opt_level,
         "scale_loss": cfg.scale_loss, "device": device,
         # Metrics go to our events (runs.db), not to VisualDL; no progress bar in the rank logs.
         "report_to": [], "disable_tqdm": True, "dataloader_num_workers": 0,

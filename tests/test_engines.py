@@ -24,8 +24,7 @@ def test_the_flag_reaches_the_config_and_a_wrong_word_is_named():
     assert [w for w, _ in offline_preset().replace(engine="hf").validate()] == ["engine"]
 
 
-@pytest.mark.parametrize(("name", "value"), [("use_amp", True), ("flash_attention_drops_dropout", True),
-                                             ("max_restart", 2)])
+@pytest.mark.parametrize(("name", "value"), [("flash_attention_drops_dropout", True), ("max_restart", 2)])
 def test_ours_only_fields_are_refused_with_paddlenlp_naming_the_field(name, value):
     changes = {name: value, **({"master": "etcd://127.0.0.1:2379"} if name == "max_restart" else {})}
     assert offline_preset().replace(**changes).validate() == []  # fine with our engine
@@ -50,6 +49,17 @@ def test_training_arguments_follow_the_config():
     off = training_arguments(cfg.replace(do_eval=False, save_total_limit=0), "/out", "cpu")
     assert off["evaluation_strategy"] == "no" and off["metric_for_best_model"] is None
     assert off["save_total_limit"] is None  # PaddleNLP's "keep all"
+
+
+def test_use_amp_is_bf16_where_the_gpu_has_it_else_fp16_and_nothing_on_cpu():
+    from core.presets import reference_preset
+
+    cfg = reference_preset().replace(engine="paddlenlp")
+    assert cfg.use_amp and cfg.validate() == []  # the reference preset runs on either engine
+    pick = {(d, ok): (training_arguments(cfg, "/o", d, ok)["fp16"], training_arguments(cfg, "/o", d, ok)["bf16"])
+            for d, ok in (("gpu", True), ("gpu", False), ("cpu", False))}
+    assert pick == {("gpu", True): (False, True), ("gpu", False): (True, False), ("cpu", False): (False, False)}
+    assert training_arguments(cfg.replace(fp16=True), "/o", "gpu", True)["bf16"] is False  # an explicit choice wins
 
 
 def test_training_arguments_are_accepted_by_paddlenlp():

@@ -36,7 +36,7 @@ from core.store import Store
 PKG_DIR = Path(__file__).resolve().parent
 TRAIN_SCRIPT = PKG_DIR / "train.py"
 # --engine paddlenlp: PaddleNLP's own Trainer, launched the same way with the same flags (core/engines.py).
-ENGINE_SCRIPTS = {"gpt2-tui": TRAIN_SCRIPT, "paddlenlp": PKG_DIR / "engine_paddlenlp.py"}
+PADDLENLP_SCRIPT = PKG_DIR / "engine_paddlenlp.py"
 EVAL_SCRIPT = PKG_DIR / "evaluate.py"
 # The trainer saves a checkpoint on a stop request; GPT-2 Medium takes ~10 s to save on a slow disk.
 STOP_GRACE_S = 60.0
@@ -93,7 +93,8 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
                  "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
     elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
-    argv += [str(ENGINE_SCRIPTS.get(cfg.engine, TRAIN_SCRIPT)), "--run_dir", str(run_dir), "--model_dir", model_dir]
+    script = PADDLENLP_SCRIPT if cfg.engine == "paddlenlp" else TRAIN_SCRIPT
+    argv += [str(script), "--run_dir", str(run_dir), "--model_dir", model_dir]
     # The trainer decodes these with RunConfig.add_arguments: one codec, both ways.
     argv += cfg.replace(data_dir=data_dir, output_dir=output_dir).to_argv()
     if resume_from:

@@ -39,6 +39,12 @@ def _text(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+class ChoiceSelect(Select[Any], inherit_bindings=False):
+    """A Select whose menu opens on enter or space only: up and down keep moving between the form's fields."""
+
+    BINDINGS = [Binding("enter,space", "show_overlay", "Show menu", show=False)]
+
+
 class FieldRow(Container):
     """One field: flag name, control, help; the reason it is wrong below, when it is."""
 
@@ -53,8 +59,8 @@ class FieldRow(Container):
             yield Checkbox("", value=bool(f.default), id=f"field-{f.name}", compact=True, classes="field-control")
         elif f.metadata.get("choices"):
             # A fixed set of words (engine): a Select, so a typo cannot happen.
-            yield Select([(c, c) for c in f.metadata["choices"]], value=f.default, allow_blank=False,
-                         id=f"field-{f.name}", compact=True, classes="field-control")
+            yield ChoiceSelect([(c, c) for c in f.metadata["choices"]], value=f.default, allow_blank=False,
+                               id=f"field-{f.name}", compact=True, classes="field-control")
         else:
             words = SUGGESTIONS.get(f.name)
             yield Input(_text(f.default), id=f"field-{f.name}", compact=True, classes="field-control",

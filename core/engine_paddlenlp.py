@@ -160,10 +160,16 @@ class EngineCallback(EventsCallback):
         world = self._world = int(args.world_size or 1)
         global_batch = args.per_device_train_batch_size * args.gradient_accumulation_steps * world
         steps_per_epoch = max(1, math.ceil((fields["samples_per_epoch"] or 0) / global_batch))
-        fields.update(nnodes=int(os.environ.get("PADDLE_NNODES", "1") or 1), versions=self.versions,
+        ranks: list[Any] = [(socket.gethostname(), self.device)]
+        if world > 1:  # every rank is here (on_train_begin): one gather of (host, device) per rank
+            import paddle.distributed as dist
+
+            ranks = []
+            dist.all_gather_object(ranks, (socket.gethostname(), self.device))
+        fields.update(nnodes=len({h for h, _ in ranks}), versions=self.versions,
                       num_epochs=round(state.max_steps / steps_per_epoch, 4), steps_per_epoch=steps_per_epoch,
                       global_batch=global_batch, dev_rows=self.eval_rows, output_dir=self.output_dir,
-                      devices=[self.device], hosts=[socket.gethostname()])
+                      devices=[d for _, d in ranks], hosts=[h for h, _ in ranks])
         return fields
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:

@@ -71,6 +71,7 @@ def test_paddlenlp_engine_stops_with_a_checkpoint_resumes_finishes_and_evaluates
     events = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines()]
     start = next(e for e in events if e["type"] == "start")
     assert start["world_size"] == 2 and start["total_steps"] == 2000 and start["samples_per_epoch"] == 64
+    assert start["devices"] == ["cpu:0", "cpu:1"] and start["nnodes"] == 1
     assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped"
     assert all(s["samples_per_s"] > 0 and s["tokens_per_s"] > 0 for s in rec["steps"])
     # the rank logs: both ranks ran PaddleNLP's Trainer, and neither kept training after the stop

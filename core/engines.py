@@ -50,7 +50,9 @@ def training_arguments(cfg: Any, output_dir: str, device: str, bf16_ok: bool = F
     metric_for_best_model sets); the final evaluation and checkpoint are the engine callback's.
     """
     evaluating = bool(cfg.do_eval)
-    auto_amp = bool(cfg.use_amp) and not (cfg.fp16 or cfg.bf16) and device != "cpu"
+    # Mixed precision on an accelerator only, as our engine reads fp16/bf16/use_amp: a CPU run is fp32.
+    accel = device != "cpu"
+    auto_amp = bool(cfg.use_amp) and not (cfg.fp16 or cfg.bf16) and accel
     return {
         "output_dir": output_dir, "overwrite_output_dir": bool(cfg.overwrite_output_dir),
         "do_train": True, "do_eval": evaluating,
@@ -65,7 +67,8 @@ def training_arguments(cfg: Any, output_dir: str, device: str, bf16_ok: bool = F
         "save_strategy": cfg.save_strategy, "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit or None,
         "metric_for_best_model": "accuracy" if evaluating else None, "greater_is_better": True,
-        "fp16": bool(cfg.fp16) or (auto_amp and not bf16_ok), "bf16": bool(cfg.bf16) or (auto_amp and bf16_ok),
+        "fp16": accel and (bool(cfg.fp16) or (auto_amp and not bf16_ok)),
+        "bf16": accel and (bool(cfg.bf16) or (auto_amp and bf16_ok)),
         "fp16_opt_level": cfg.fp16_opt_level,
         "scale_loss": cfg.scale_loss, "device": device,
         # Metrics go to our events (runs.db), not to VisualDL; no progress bar in the rank logs.

@@ -60,6 +60,7 @@ def test_use_amp_is_bf16_where_the_gpu_has_it_else_fp16_and_nothing_on_cpu():
             for d, ok in (("gpu", True), ("gpu", False), ("cpu", False))}
     assert pick == {("gpu", True): (False, True), ("gpu", False): (True, False), ("cpu", False): (False, False)}
     assert training_arguments(cfg.replace(fp16=True), "/o", "gpu", True)["bf16"] is False  # an explicit choice wins
+    assert training_arguments(cfg.replace(fp16=True), "/o", "cpu")["fp16"] is False  # on a GPU only, as ours
 
 
 def test_training_arguments_are_accepted_by_paddlenlp():

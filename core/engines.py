@@ -10,11 +10,14 @@ It reads a config by attribute and never imports core.config (config.validate ca
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Any
 
 OURS = "gpt2-tui"
 PADDLENLP = "paddlenlp"
 ENGINES = (OURS, PADDLENLP)
+SCHEDULER_FILE = "scheduler.pdparams"  # PaddleNLP's Trainer writes it beside optimizer.pdopt
 
 # Fields only our engine honours, with what to do instead under PaddleNLP's Trainer. Set away from their
 # defaults with engine=paddlenlp they are refused, never silently ignored. (fast_path is not here: its
@@ -37,6 +40,18 @@ def problems(cfg: Any) -> list[tuple[str, str]]:
     defaults = {f.name: f.default for f in dataclasses.fields(cfg)}
     return [(name, f"not supported with --engine {PADDLENLP} (set to {getattr(cfg, name)!r}): {why}")
             for name, why in OURS_ONLY.items() if getattr(cfg, name) != defaults[name]]
+
+
+def resume_problem(engine: str, checkpoint: str | os.PathLike[str]) -> str | None:
+    """Why ``engine`` cannot continue from ``checkpoint``, or None. PaddleNLP's Trainer loads the learning
+    rate schedule from ``scheduler.pdparams``, which our engine does not write (its schedule position is in
+    gpt2tui_state.json): it fails late, after the launch, with "scheduler-file not found". Our engine
+    continues from either kind."""
+    ck = Path(checkpoint)
+    if engine == PADDLENLP and not (ck / SCHEDULER_FILE).is_file():
+        return (f"{ck.name} was written by gpt2-tui's engine (no {SCHEDULER_FILE}), which PaddleNLP's Trainer "
+                f"cannot continue from: resume it with --engine {OURS}")
+    return None
 
 
 def training_arguments(cfg: Any, output_dir: str, device: str, bf16_ok: bool = False) -> dict[str, Any]:

@@ -194,9 +194,11 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
 
     Order matters: all checks come before the run folder exists, so a mistake leaves nothing behind.
     """
-    from core import data, devices, models
+    from core import data, devices, engines, models
 
     cfg.check()
+    if resume_from and (why := engines.resume_problem(cfg.engine, resume_from)):
+        raise LaunchError(why)
     if cfg.elastic:
         check_etcd(cfg.master)
     elif cfg.nnodes > 1 and cfg.node_rank == 0:

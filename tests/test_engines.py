@@ -75,3 +75,18 @@ def test_training_arguments_are_accepted_by_paddlenlp():
     cls = next(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef) and n.name == "TrainingArguments")
     names = {n.target.id for n in cls.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
     assert set(training_arguments(offline_preset(), "/o", "cpu")) <= names
+
+
+def test_paddlenlp_cannot_continue_from_our_checkpoint_and_says_so(tmp_path):
+    from core.engines import resume_problem
+
+    ours, theirs = tmp_path / "checkpoint-4", tmp_path / "checkpoint-9"
+    for d, files in ((ours, ["model_state.pdparams", "optimizer.pdopt", "gpt2tui_state.json"]),
+                     (theirs, ["model_state.pdparams", "optimizer.pdopt", "scheduler.pdparams"])):
+        d.mkdir()
+        for f in files:
+            (d / f).write_text("x")
+    why = resume_problem("paddlenlp", ours)
+    assert why and "checkpoint-4" in why and "--engine gpt2-tui" in why
+    assert resume_problem("paddlenlp", theirs) is None
+    assert resume_problem("gpt2-tui", ours) is None and resume_problem("gpt2-tui", theirs) is None  # ours reads both

@@ -80,8 +80,7 @@ def runs_root_for(db_path: str | os.PathLike[str]) -> Path:
 def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, output_dir: str,
                 kind: str, ids: list[int], nprocs: int, resume_from: str | None = None,
                 python: str = sys.executable) -> list[str]:
-    """The exact command: paddle's launcher around the engine's worker (core/train.py, or
-    core/engine_paddlenlp.py for PaddleNLP's Trainer), every flag spelled out."""
+    """The exact command: paddle's launcher around the engine's worker script, every flag spelled out."""
     argv = [python, "-m", "paddle.distributed.launch", "--log_dir", str(run_dir / "logs")]
     if kind == "gpu":
         argv += ["--devices", ",".join(str(i) for i in ids)]
@@ -93,8 +92,7 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
                  "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
     elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
-    script = PADDLENLP_SCRIPT if cfg.engine == "paddlenlp" else TRAIN_SCRIPT
-    argv += [str(script), "--run_dir", str(run_dir), "--model_dir", model_dir]
+    argv += [str(PADDLENLP_SCRIPT if cfg.engine == "paddlenlp" else TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
     # The trainer decodes these with RunConfig.add_arguments: one codec, both ways.
     argv += cfg.replace(data_dir=data_dir, output_dir=output_dir).to_argv()
     if resume_from:

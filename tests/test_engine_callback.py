@@ -90,3 +90,17 @@ def test_a_checkpoint_the_trainer_rotated_away_is_announced(run):
     cb.on_save(args, state, TrainerControl())
     kinds = [(e["type"], e["step"]) for e in events(tmp) if e["type"].startswith("checkpoint")]
     assert kinds == [("checkpoint", 2), ("checkpoint", 4), ("checkpoint", 6), ("checkpoint_deleted", 2)]
+
+
+def test_a_worker_that_fails_before_training_writes_a_failed_end(tmp_path):
+    """main() itself, in this process (paddlenlp is loaded already): a model folder that does not load ends
+    the run `failed` with the error, and the error still propagates (the rank exits non-zero)."""
+    from conftest import ROOT
+
+    from core.engine_paddlenlp import main
+
+    with pytest.raises(OSError):
+        main(["--run_dir", str(tmp_path), "--model_dir", str(tmp_path / "no-model"), "--engine", "paddlenlp",
+              "--data_dir", str(ROOT / "assets" / "sst2-sample"), "--max_steps", "2", "--device", "cpu"])
+    (end,) = events(tmp_path)
+    assert end["type"] == "end" and end["status"] == "failed" and "no-model" in end["reason"]

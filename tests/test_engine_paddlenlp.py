@@ -96,3 +96,4 @@ def test_paddlenlp_engine_stops_with_a_checkpoint_resumes_finishes_and_evaluates
     assert p.returncode == 0, p.stderr[-3000:]
     ev = json.loads(p.stdout.strip().splitlines()[-1])
     assert ev["n"] == 32 and ev["accuracy"] == pytest.approx(res["evals"][0]["accuracy"], abs=1e-9)
+

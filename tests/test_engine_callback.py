@@ -104,3 +104,13 @@ def test_a_worker_that_fails_before_training_writes_a_failed_end(tmp_path):
               "--data_dir", str(ROOT / "assets" / "sst2-sample"), "--max_steps", "2", "--device", "cpu"])
     (end,) = events(tmp_path)
     assert end["type"] == "end" and end["status"] == "failed" and "no-model" in end["reason"]
+
+
+def test_several_ranks_meet_about_a_stop_only_at_logging_steps(run):
+    """Between meeting steps a rank that sees the stop file goes on (the others may not have seen it yet)."""
+    cb, args, state, tmp = run
+    (tmp / "stop").write_text("now")
+    args.world_size, args.logging_steps = 2, 5
+    assert cb.stop_agreed(args, 3) is False  # no collective here: one would hang without a process group
+    args.logging_steps = 50
+    assert cb.stop_agreed(args, 11) is False  # at least every 10 steps (step 10, 20, ...)

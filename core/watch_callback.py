@@ -11,7 +11,9 @@ A stop request (the run folder's ``stop`` file, or SIGTERM/SIGINT noted in ``sig
 Trainer save a checkpoint and stop. Every rank must stop at the same step (a rank that trains on alone
 waits in its next all-reduce until gloo aborts it), so with several ranks the request is agreed on by a
 one-number all-reduce at the end of every logging step, at least every AGREE_MAX_STEPS steps: reading
-its result waits for the device, and the Trainer waits there anyway to log the loss.
+its result waits for the device, and the Trainer waits there anyway to log the loss. The same meeting
+carries rank 0's "health is due" (every RANKS_EVERY_S): then every rank's record (host, device, step
+time, memory, CPU %) is gathered into a ``ranks`` event, the live screen's ranks panel.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import contextlib
 import os
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from core.events import EventWriter
 from core.logparse import LogParser
 
 HEARTBEAT_S = 5.0  # as our trainer's (core/trainer/reporting.py): reconcile reads a run as alive by it
+RANKS_EVERY_S = 5.0  # rank health records, as often as the heartbeat
 AGREE_MAX_STEPS = 10  # a stop request waits at most this many steps with several ranks (ours: FLUSH_MAX_STEPS)
 
 
@@ -51,6 +55,10 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
         self._lock = threading.Lock()
         self._step = 0
         self._hb_stop = threading.Event()
+        self.device = ""  # this rank's device label for its health record (the engine sets it)
+        self._ranks_t = -float("inf")  # rank 0: when the last ranks event went out
+        self._meet = (time.monotonic(), 0)  # (time, step) of this rank's last meeting: its step time
+        self._proc: Any = None
 
     # ------------------------------------------------------------------ writing
     def _emit(self, state: Any, type: str, **fields: Any) -> None:
@@ -126,7 +134,10 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         self._step = state.global_step
-        if self.stop_agreed(args, state.global_step):
+        stop, ranks = self.meet(args, state)
+        if ranks:
+            self._emit(state, "ranks", step=state.global_step, ranks=ranks)
+        if stop:
             self.stop_requested = True
             control.should_save = True
             control.should_training_stop = True
@@ -141,20 +152,47 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
             control.should_save = False
         return control
 
-    def stop_agreed(self, args: Any, step: int) -> bool:
-        """This rank's stop request; with several ranks, agreed by all (max over ranks) at the steps where
-        they meet (the same steps on every rank), and False between."""
+    def meet(self, args: Any, state: Any) -> tuple[bool, list[dict[str, Any]]]:
+        """(stop, rank records). With several ranks both are agreed at the steps where they meet (the same
+        steps on every rank: one all-reduce of [stop request, health due]), and (False, []) between."""
+        step = state.global_step
         local = 1 if (self.signal_num or self.stop_file.exists()) else 0
+        due = 1 if state.is_world_process_zero and time.monotonic() - self._ranks_t >= RANKS_EVERY_S else 0
         if int(getattr(args, "world_size", 1) or 1) <= 1:
-            return bool(local)
-        if step % max(1, min(int(getattr(args, "logging_steps", 1) or 1), AGREE_MAX_STEPS)):
-            return False
-        import paddle
-        import paddle.distributed as dist
+            records = [self.rank_record(args, step)] if due else []
+        elif step % max(1, min(int(getattr(args, "logging_steps", 1) or 1), AGREE_MAX_STEPS)):
+            return False, []
+        else:
+            import paddle
+            import paddle.distributed as dist
 
-        flag = paddle.to_tensor([local], dtype="int32")
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
+            flag = paddle.to_tensor([local, due], dtype="int32")
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            local, due = (int(v) for v in flag.numpy())
+            records = []
+            if due:
+                dist.all_gather_object(records, self.rank_record(args, step))
+        if due:
+            self._ranks_t = time.monotonic()
+        return bool(local), records
+
+    def rank_record(self, args: Any, step: int) -> dict[str, Any]:
+        """This rank's health since its last meeting (core.records.RankRecord)."""
+        import psutil
+
+        now, (t0, s0) = time.monotonic(), self._meet
+        self._meet = (now, step)
+        if self._proc is None:
+            self._proc = psutil.Process()
+            self._proc.cpu_percent()  # the first reading is 0.0: it starts the measure
+        me = self._proc
+        local_rank = max(int(getattr(args, "local_rank", 0) or 0), 0)  # -1 when not distributed
+        return {"rank": int(os.environ.get("PADDLE_TRAINER_ID", "0") or 0), "host": socket.gethostname(),
+                "local_rank": local_rank, "device": self.device or f"{getattr(args, 'device', 'cpu')}:{local_rank}",
+                "step_time": (now - t0) / (step - s0) if step > s0 else None,
+                "samples": step * int(getattr(args, "per_device_train_batch_size", 0) or 0)
+                * int(getattr(args, "gradient_accumulation_steps", 1) or 1),
+                "mem_bytes": me.memory_info().rss, "util": me.cpu_percent()}
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.close()

@@ -111,6 +111,25 @@ def test_several_ranks_meet_about_a_stop_only_at_logging_steps(run):
     cb, args, state, tmp = run
     (tmp / "stop").write_text("now")
     args.world_size, args.logging_steps = 2, 5
-    assert cb.stop_agreed(args, 3) is False  # no collective here: one would hang without a process group
-    args.logging_steps = 50
-    assert cb.stop_agreed(args, 11) is False  # at least every 10 steps (step 10, 20, ...)
+    state.global_step = 3
+    assert cb.meet(args, state) == (False, [])  # no collective here: one would hang without a process group
+    args.logging_steps, state.global_step = 50, 11
+    assert cb.meet(args, state) == (False, [])  # at least every 10 steps (step 10, 20, ...)
+
+
+def test_rank_health_goes_out_every_few_seconds(run, monkeypatch):
+    import core.watch_callback as wc
+
+    cb, args, state, tmp = run
+    cb.device = "cpu:0"
+    for step in (1, 2):  # the first step end reports; the next, under 5 s later, does not
+        state.global_step = step
+        cb.on_step_end(args, state, TrainerControl())
+    monkeypatch.setattr(wc, "RANKS_EVERY_S", 0.0)
+    state.global_step = 4
+    cb.on_step_end(args, state, TrainerControl())
+    ranks = [e for e in events(tmp) if e["type"] == "ranks"]
+    assert [e["step"] for e in ranks] == [1, 4]
+    (rec,) = ranks[1]["ranks"]
+    assert (rec["rank"], rec["device"], rec["samples"]) == (0, "cpu:0", 16)
+    assert rec["step_time"] > 0 and rec["mem_bytes"] > 0

@@ -72,6 +72,8 @@ def test_paddlenlp_engine_stops_with_a_checkpoint_resumes_finishes_and_evaluates
     start = next(e for e in events if e["type"] == "start")
     assert start["world_size"] == 2 and start["total_steps"] == 2000 and start["samples_per_epoch"] == 64
     assert start["devices"] == ["cpu:0", "cpu:1"] and start["nnodes"] == 1
+    health = next(e for e in events if e["type"] == "ranks")  # gathered from both ranks
+    assert sorted(r["rank"] for r in health["ranks"]) == [0, 1] and all(r["mem_bytes"] > 0 for r in health["ranks"])
     assert events[-1]["type"] == "end" and events[-1]["status"] == "stopped"
     assert all(s["samples_per_s"] > 0 and s["tokens_per_s"] > 0 for s in rec["steps"])
     # the rank logs: both ranks ran PaddleNLP's Trainer, and neither kept training after the stop

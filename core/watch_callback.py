@@ -100,6 +100,7 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._step = state.global_step
+        self._meet = (time.monotonic(), state.global_step)  # step times count from here (not setup, not resume)
         self._emit(state, "start", **self.start_fields(args, state, **kwargs))
         if self.heartbeat_s and state.is_world_process_zero:
             threading.Thread(target=self._heartbeat, args=(state, args), name="heartbeat", daemon=True).start()

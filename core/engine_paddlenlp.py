@@ -75,7 +75,7 @@ def run(ns: Any, cfg: RunConfig, run_dir: Path, callback: Any) -> int:
         # The collator pads with the tokenizer's pad token; the classifier skips the model's eos id.
         tok.pad_token = tok.convert_ids_to_tokens(pad_id)
     data_dir = Path(cfg.resolved_data_dir())
-    # Rank 0 of a node may be filling the token cache while another reads it: the others skip the cache.
+    # Our token ids and cache (core.trainer.encoding): each node's rank 0 writes the cache, atomically.
     writer = runtime.local_rank(dist.get_rank()) == 0
     train_enc, _ = encode_split(tok, data_dir / TRAIN_FILE, cfg.max_seq_length, pad_id, write_cache=writer)
     dev_enc, _ = encode_split(tok, data_dir / DEV_FILE, cfg.max_seq_length, pad_id, write_cache=writer)

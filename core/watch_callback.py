@@ -73,8 +73,9 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
         import psutil
 
         me = psutil.Process()
-        fields = {"rank": 0, "host": socket.gethostname(), "local_rank": int(getattr(args, "local_rank", 0) or 0),
-                  "device": f"{getattr(args, 'device', 'cpu')}:0"}
+        local_rank = max(int(getattr(args, "local_rank", 0) or 0), 0)  # -1 when not distributed
+        fields = {"rank": 0, "host": socket.gethostname(), "local_rank": local_rank,
+                  "device": self.device or f"{getattr(args, 'device', 'cpu')}:{local_rank}"}
         while not self._hb_stop.wait(self.heartbeat_s or HEARTBEAT_S):
             with contextlib.suppress(Exception):  # a heartbeat must never take the run down
                 self._emit(state, "heartbeat", step=self._step, mem_bytes=me.memory_info().rss, **fields)

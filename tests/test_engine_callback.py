@@ -133,3 +133,22 @@ def test_rank_health_goes_out_every_few_seconds(run, monkeypatch):
     (rec,) = ranks[1]["ranks"]
     assert (rec["rank"], rec["device"], rec["samples"]) == (0, "cpu:0", 16)
     assert rec["step_time"] > 0 and rec["mem_bytes"] > 0
+
+
+def test_rank_zero_sends_heartbeats_until_the_end(tmp_path):
+    import time
+
+    cb = EngineCallback(str(tmp_path / "events.jsonl"), offline_preset().replace(engine="paddlenlp"))
+    cb.heartbeat_s, cb.device = 0.05, "cpu:0"
+    args = SimpleNamespace(world_size=1, output_dir=str(tmp_path), per_device_train_batch_size=4,
+                           gradient_accumulation_steps=1, num_train_epochs=1.0, local_rank=-1, device="cpu")
+    state = TrainerState(max_steps=10, global_step=0)
+    cb.on_train_begin(args, state, TrainerControl())
+    time.sleep(0.3)
+    cb.on_train_end(args, state, TrainerControl())
+    beats = [e for e in events(tmp_path) if e["type"] == "heartbeat"]
+    assert beats and beats[0]["rank"] == 0 and beats[0]["device"] == "cpu:0" and beats[0]["local_rank"] == 0
+    assert beats[0]["mem_bytes"] > 0 and events(tmp_path)[-1]["type"] == "end"
+    n = len(events(tmp_path))
+    time.sleep(0.15)
+    assert len(events(tmp_path)) == n  # no heartbeat after the end

@@ -144,7 +144,9 @@ def test_rank_zero_sends_heartbeats_until_the_end(tmp_path):
                            gradient_accumulation_steps=1, num_train_epochs=1.0, local_rank=-1, device="cpu")
     state = TrainerState(max_steps=10, global_step=0)
     cb.on_train_begin(args, state, TrainerControl())
-    time.sleep(0.3)
+    deadline = time.monotonic() + 10
+    while not any(e["type"] == "heartbeat" for e in events(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.05)
     cb.on_train_end(args, state, TrainerControl())
     beats = [e for e in events(tmp_path) if e["type"] == "heartbeat"]
     assert beats and beats[0]["rank"] == 0 and beats[0]["device"] == "cpu:0" and beats[0]["local_rank"] == 0

@@ -52,7 +52,7 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
         self.last_eval_step = -1
         self.last_save_step = -1
         self._writer: EventWriter | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # the heartbeat holds it around _emit (which takes it again)
         self._step = 0
         self._hb_stop = threading.Event()
         self.device = ""  # this rank's device label for its health record (the engine sets it)
@@ -77,7 +77,9 @@ class EventsCallback(TrainerCallback):  # type: ignore[misc]
         fields = {"rank": 0, "host": socket.gethostname(), "local_rank": local_rank,
                   "device": self.device or f"{getattr(args, 'device', 'cpu')}:{local_rank}"}
         while not self._hb_stop.wait(self.heartbeat_s or HEARTBEAT_S):
-            with contextlib.suppress(Exception):  # a heartbeat must never take the run down
+            with self._lock, contextlib.suppress(Exception):  # a heartbeat must never take the run down
+                if self._hb_stop.is_set():  # close() came first: nothing after the end
+                    return
                 self._emit(state, "heartbeat", step=self._step, mem_bytes=me.memory_info().rss, **fields)
 
     def close(self) -> None:

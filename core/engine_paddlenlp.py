@@ -210,6 +210,7 @@ class EngineCallback(EventsCallback):
 
     def end_now(self, status: str, reason: str) -> None:
         self.ended = True
+        self._hb_stop.set()  # the end is the last event: no heartbeat after it
         if self._state is not None:
             self._emit(self._state, "end", status=status, reason=reason)
         else:  # failed before training began: rank 0 writes (main only calls this on rank 0)

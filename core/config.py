@@ -16,6 +16,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from core.engines import ENGINES
+from core.engines import problems as engine_problems
+
 
 def _assets_dir() -> Path:
     """The bundled gpt2-tiny and SST-2 sample: the checkout's top-level assets/ (a source tree or an
@@ -137,6 +140,8 @@ class RunConfig:
                              "continues from the latest checkpoint); needs master etcd://HOST:PORT.", "devices",
                           min=0, max=100)
     run_name: str = _f("", "A name to find the run by; free text.", "devices")
+    engine: str = _f("gpt2-tui", "Who trains: gpt2-tui (ours) or paddlenlp (PaddleNLP's own Trainer, run_glue's "
+                                 "setup: the reference to compare against).", "devices", choices=ENGINES)
 
     # --- PaddleNLP flags kept for compatibility (a run_glue command carries them)
     do_train: bool = _f(True, "Train (run_glue's --do_train); false is refused: `gpt2-tui eval` evaluates alone.",
@@ -269,6 +274,7 @@ class RunConfig:
         if self.node_rank >= self.nnodes and 0 <= self.node_rank <= 1023:
             problems.append(("node_rank", f"must be < nnodes ({self.nnodes}), got {self.node_rank}"))
         problems += self._refusals()
+        problems += engine_problems(self)
         if not self.model_name_or_path.strip():
             problems.append(("model_name_or_path", "is empty"))
         if not self.data_dir.strip():

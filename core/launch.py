@@ -35,6 +35,8 @@ from core.store import Store
 
 PKG_DIR = Path(__file__).resolve().parent
 TRAIN_SCRIPT = PKG_DIR / "train.py"
+# --engine paddlenlp: PaddleNLP's own Trainer, launched the same way with the same flags (core/engines.py).
+PADDLENLP_SCRIPT = PKG_DIR / "engine_paddlenlp.py"
 EVAL_SCRIPT = PKG_DIR / "evaluate.py"
 # The trainer saves a checkpoint on a stop request; GPT-2 Medium takes ~10 s to save on a slow disk.
 STOP_GRACE_S = 60.0
@@ -78,7 +80,7 @@ def runs_root_for(db_path: str | os.PathLike[str]) -> Path:
 def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, output_dir: str,
                 kind: str, ids: list[int], nprocs: int, resume_from: str | None = None,
                 python: str = sys.executable) -> list[str]:
-    """The exact command: paddle's launcher around core/train.py, every flag spelled out."""
+    """The exact command: paddle's launcher around the engine's worker script, every flag spelled out."""
     argv = [python, "-m", "paddle.distributed.launch", "--log_dir", str(run_dir / "logs")]
     if kind == "gpu":
         argv += ["--devices", ",".join(str(i) for i in ids)]
@@ -90,7 +92,7 @@ def launch_argv(cfg: RunConfig, run_dir: Path, model_dir: str, data_dir: str, ou
                  "--max_restart", str(cfg.max_restart), "--elastic_level", "1"]
     elif cfg.nnodes > 1:
         argv += ["--nnodes", str(cfg.nnodes), "--master", cfg.master, "--rank", str(cfg.node_rank)]
-    argv += [str(TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
+    argv += [str(PADDLENLP_SCRIPT if cfg.engine == "paddlenlp" else TRAIN_SCRIPT), "--run_dir", str(run_dir), "--model_dir", model_dir]
     # The trainer decodes these with RunConfig.add_arguments: one codec, both ways.
     argv += cfg.replace(data_dir=data_dir, output_dir=output_dir).to_argv()
     if resume_from:
@@ -190,9 +192,11 @@ def prepare_run(cfg: RunConfig, runs_root: Path, resume_from: str | None = None,
 
     Order matters: all checks come before the run folder exists, so a mistake leaves nothing behind.
     """
-    from core import data, devices, models
+    from core import data, devices, engines, models
 
     cfg.check()
+    if resume_from and (why := engines.resume_problem(cfg.engine, resume_from)):
+        raise LaunchError(why)
     if cfg.elastic:
         check_etcd(cfg.master)
     elif cfg.nnodes > 1 and cfg.node_rank == 0:

@@ -209,3 +209,34 @@ def test_config_diff_gives_a_run_older_than_a_field_that_fields_default():
     old = {k: v for k, v in new.items() if k != "max_restart"}  # stored before max_restart existed
     assert config_diff({"old": old, "new": new}) == []
     assert config_diff({"old": old, "new": {**new, "max_restart": 2}}) == [("max_restart", {"old": 0, "new": 2})]
+
+
+def test_speed_rows_put_a_run_of_each_engine_side_by_side():
+    """Ours vs PaddleNLP's Trainer on one config: median samples/s, time to the common step, dev accuracy,
+    ratios to the first run."""
+    from tui.compare_logic import SpeedFacts, common_step, speed_rows
+
+    step = common_step([40, 30])  # ours reached 40, the reference 30: compare at 30
+    assert step == 30 and common_step([40, None]) is None and common_step([]) is None
+    ours = SpeedFacts("ours", "gpt2-tui", [float("nan"), 90.0, 100.0, 110.0, 5.0, 100.0], first_t=1000.0,
+                      t_at_step=1012.0, evals=[(20, 0.81), (40, 0.86)])
+    ref = SpeedFacts("ref", "paddlenlp", [50.0, 40.0, 60.0], first_t=2000.0, t_at_step=2030.0,
+                     evals=[(20, 0.84), (30, 0.83), (None, float("nan"))])
+    a, b = speed_rows([ours, ref])
+    assert (a.engine, b.engine) == ("gpt2-tui", "paddlenlp")
+    assert a.samples_per_s == 100.0 and b.samples_per_s == 50.0  # medians: a slow step (eval pause) does not count
+    assert (a.time_to_step, b.time_to_step) == (12.0, 30.0)
+    assert (a.final_accuracy, a.best_accuracy) == (0.86, 0.86)
+    assert (b.final_accuracy, b.best_accuracy) == (0.83, 0.84)
+    assert (a.speed_ratio, a.time_ratio) == (1.0, 1.0)
+    assert b.speed_ratio == pytest.approx(0.5) and b.time_ratio == pytest.approx(2.5)
+
+
+def test_speed_rows_with_missing_numbers_give_no_ratio():
+    from tui.compare_logic import SpeedFacts, speed_rows
+
+    empty = SpeedFacts("new", "gpt2-tui", [], first_t=None, t_at_step=None, evals=[])
+    other = SpeedFacts("old", "paddlenlp", [10.0], first_t=5.0, t_at_step=9.0, evals=[(3, 0.5)])
+    a, b = speed_rows([empty, other])
+    assert a.samples_per_s is None and a.time_to_step is None and a.final_accuracy is None
+    assert b.speed_ratio is None and b.time_ratio is None and b.time_to_step == 4.0

@@ -246,3 +246,39 @@ async def test_help_and_command_palette_list_the_actions(tmp_path):
         await pilot.pause()
         titles = [c.title for c in app.get_system_commands(screen)]
         assert {"Launch", "Save", "Load", "Running runs"} <= set(titles)
+
+
+@pytest.mark.anyio
+async def test_the_engine_is_a_choice_that_reaches_the_command_and_its_rules(tmp_path):
+    """engine is a Select (gpt2-tui | paddlenlp): the command runs PaddleNLP's worker; an ours-only field set
+    with it is marked, naming the field."""
+    from textual.widgets import Select
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await ready(pilot)
+        select = screen.form.control("engine")
+        assert isinstance(select, Select) and select.value == "gpt2-tui"
+        assert "core/train.py" in screen.query_one("#command").command
+        screen.form.set_value("engine", "paddlenlp")
+        await wait_for(pilot, lambda: "core/engine_paddlenlp.py" in (screen.query_one("#command").command or ""))
+        assert screen.form.values()["engine"] == "paddlenlp"
+        await type_into(pilot, "max_restart", "2")
+        await type_into(pilot, "master", "etcd://127.0.0.1:2379")
+        assert "--engine paddlenlp" in screen.problems["max_restart"]
+        screen.form.set_value("engine", "gpt2-tui")
+        await wait_for(pilot, lambda: "max_restart" not in screen.problems)
+
+
+@pytest.mark.anyio
+async def test_up_and_down_pass_over_the_engine_choice_and_enter_opens_it(tmp_path):
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await ready(pilot)
+        screen.form.control("run_name").focus()
+        await pilot.press("down")
+        assert app.focused is screen.form.control("engine")
+        await pilot.press("down")
+        assert app.focused is not screen.form.control("engine") and not screen.form.control("engine").expanded
+        await pilot.press("up", "enter")
+        await wait_for(pilot, lambda: screen.form.control("engine").expanded)

@@ -161,3 +161,13 @@ def test_gpus_this_paddle_cannot_use_fail_a_gpu_run_and_warn_a_cpu_run():
 def test_device_gpu_without_a_gpu_fails_the_preflight_never_runs_on_the_cpu():
     c = preflight.check_devices(offline_preset().replace(device="gpu"), idle_cpu_report())
     assert c.status == FAIL and "asks for a GPU but none was found" in c.detail
+
+
+def test_the_recipe_check_of_paddlenlps_engine_names_its_numerics_not_our_fast_path():
+    gpus = fake_report(1, gpus=2)
+    ours = preflight.check_recipe(reference_preset(), gpus)
+    assert ours.detail.startswith("fast path:")
+    ref = preflight.check_recipe(reference_preset().replace(engine="paddlenlp"), gpus)
+    assert ref.status == OK and "no fast path" in ref.detail and "use_amp" in ref.detail
+    cpu = preflight.check_recipe(offline_preset().replace(engine="paddlenlp"), fake_report(1, gpus=0))
+    assert cpu.detail.endswith("fp32")

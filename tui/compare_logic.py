@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -252,3 +252,60 @@ def default_eval_file(run: Mapping[str, Any]) -> str:
     from core.evaljob import default_eval_path
 
     return str(default_eval_path(run))
+
+
+# ---------------------------------------------------------------------------- engines side by side
+@dataclass(frozen=True)
+class SpeedFacts:
+    """What the speed table needs of one run (read by the compare screen's loader)."""
+
+    label: str
+    engine: str  # the config's engine; runs from before the field are ours
+    samples_per_s: Iterable[float]  # each logged step's (NaN where unknown)
+    first_t: float | None  # the first step event's time, else the run's start
+    t_at_step: float | None  # when the run logged the common step
+    evals: Iterable[tuple[int | None, float | None]]  # (step, accuracy) of the training evaluations
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    label: str
+    engine: str
+    samples_per_s: float | None  # the median over the logged steps: startup and eval pauses do not count
+    time_to_step: float | None  # seconds from first_t to the common step
+    final_accuracy: float | None  # of the last evaluated step
+    best_accuracy: float | None
+    speed_ratio: float | None  # samples/s over the first run's
+    time_ratio: float | None  # time to the common step over the first run's
+
+
+def common_step(last_steps: Iterable[int | None]) -> int | None:
+    """The largest step every run reached; None when a run has no step."""
+    steps = list(last_steps)
+    if not steps or any(s is None for s in steps):
+        return None
+    return min(s for s in steps if s is not None)
+
+
+def speed_rows(facts: list[SpeedFacts]) -> list[SpeedRow]:
+    """One row per run; ratios are to the first run (1.0 for itself; None where either side is unknown)."""
+    rows: list[SpeedRow] = []
+    for f in facts:
+        sps = _floats(f.samples_per_s)
+        sps = sps[np.isfinite(sps) & (sps > 0)]
+        elapsed = f.t_at_step - f.first_t if f.t_at_step is not None and f.first_t is not None else None
+        accs = [(s if s is not None else -1, a) for s, a in f.evals if _finite(a)]
+        rows.append(SpeedRow(
+            label=f.label, engine=f.engine, samples_per_s=float(np.median(sps)) if len(sps) else None,
+            time_to_step=elapsed if elapsed is None or elapsed >= 0 else None,
+            final_accuracy=max(accs, key=lambda e: e[0])[1] if accs else None,
+            best_accuracy=max(a for _, a in accs) if accs else None, speed_ratio=None, time_ratio=None))
+    if not rows:
+        return rows
+    first = rows[0]
+    return [replace(r, speed_ratio=_ratio(r.samples_per_s, first.samples_per_s),
+                    time_ratio=_ratio(r.time_to_step, first.time_to_step)) for r in rows]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None

@@ -168,6 +168,10 @@ def check_recipe(cfg: RunConfig, report: DeviceReport | None) -> Check:
         gpu = report is not None and select_devices(cfg, report).kind == "gpu"
     except DeviceError:
         gpu = False
+    if cfg.engine == "paddlenlp":  # PaddleNLP's Trainer has no fast path: the flags are the numerics
+        amp = "bf16" if cfg.bf16 else "fp16" if cfg.fp16 else "bf16 or fp16 (use_amp)" if cfg.use_amp and gpu else ""
+        return Check("recipe", OK, "PaddleNLP's Trainer, no fast path: " + (f"{amp} mixed precision" if amp and gpu
+                                                                             else "fp32"))
     changes = recipe_changes(cfg, gpu)
     if not changes:
         return Check("recipe", OK, "the recipe's numerics" + ("" if gpu else " (fp32 on the CPU)"))

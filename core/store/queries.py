@@ -59,6 +59,15 @@ class QueriesPart(StoreBase):
             return None
         return lo, self.conn.execute("SELECT MAX(step) FROM metrics WHERE run_id = ?", (run_id,)).fetchone()[0]
 
+    def step_times(self, run_id: str, steps: list[int]) -> dict[int, float]:
+        """When the run logged each of ``steps`` (the step event's time), by primary key: no scan."""
+        out: dict[int, float] = {}
+        for step in steps:
+            row = self.conn.execute("SELECT t FROM metrics WHERE run_id = ? AND step = ?", (run_id, step)).fetchone()
+            if row is not None and row[0] is not None:
+                out[step] = float(row[0])
+        return out
+
     def metric_preview(self, run_id: str, max_points: int) -> tuple[dict[str, np.ndarray], int]:
         """Every k-th step of a run's chart columns (first and last step always in), k chosen so about
         ``max_points`` come back, as ``metric_arrays`` does them; returns (arrays, k).

@@ -15,7 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from tui.compare_logic import Ema, column, config_diff, metric_xy
+from tui.compare_logic import Ema, SpeedFacts, column, common_step, config_diff, metric_xy, speed_rows
 from tui.format import fmt_float, fmt_rate
 from tui.runstate import EMA_BETA, PREVIEW_ABOVE, PREVIEW_POINTS
 from tui.services import Services, as_services
@@ -23,6 +23,7 @@ from tui.styles import HISTORY_TCSS
 from tui.widgets.chart import ChartWidget
 from tui.widgets.config_diff import ConfigDiff
 from tui.widgets.runs_table import status_text
+from tui.widgets.speed_table import SpeedTable
 from tui.widgets.table_fill import fill
 
 PALETTE = ("cyan", "magenta", "yellow", "green", "red", "dodger_blue1", "orange1", "white")
@@ -50,6 +51,7 @@ class CompareScreen(Screen[None]):
             self.runs = runs
             self.curves = curves  # chart id -> label -> (steps, values)
             self.preview = preview  # long runs' curves are every k-th step; the full read follows
+            self.speed: tuple[int | None, list[SpeedFacts]] = (None, [])  # (common step, each run's facts)
 
     def __init__(self, run_ids: list[str], services: Services | str | Path):
         super().__init__()
@@ -68,6 +70,7 @@ class CompareScreen(Screen[None]):
                 chart.border_title = title
                 yield chart
         yield DataTable(id="compare-runs", cursor_type="row", zebra_stripes=True)
+        yield SpeedTable(id="compare-speed")
         yield Static("Settings that differ", classes="section-title")
         yield ConfigDiff(id="compare-diff")
         yield Footer()
@@ -82,6 +85,8 @@ class CompareScreen(Screen[None]):
         runs: list[dict[str, Any]] = []
         curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {cid: {} for cid, _ in CHARTS}
         preview = False
+        spans: dict[str, tuple[int, int] | None] = {}
+        accuracies: dict[str, list[tuple[int | None, float | None]]] = {}
         with self.services.store() as store:
             for rid in self.run_ids:
                 run = store.get_run(rid)
@@ -99,8 +104,22 @@ class CompareScreen(Screen[None]):
                 curves["compare-loss"][label] = ema.feed(*metric_xy(metrics, "loss"))
                 curves["compare-acc"][label] = column(evals, "step", "accuracy")
                 curves["compare-sps"][label] = metric_xy(metrics, "samples_per_s")
+                accuracies[rid] = [(e["step"], e["accuracy"]) for e in evals]
+                spans[rid] = store.metric_span(rid)
                 runs.append(run)
-        self.post_message(self.Loaded(runs, curves, preview))
+            step = common_step(spans[r["id"]][1] if spans[r["id"]] else None for r in runs)
+            facts = []
+            for r in runs:
+                span, label = spans[r["id"]], run_label(r)
+                times = store.step_times(r["id"], [span[0], step] if span and step is not None else [])
+                facts.append(SpeedFacts(
+                    label=label, engine=(r.get("config") or {}).get("engine") or "gpt2-tui",
+                    samples_per_s=curves["compare-sps"][label][1],
+                    first_t=times.get(span[0]) if span else r.get("started_at"),
+                    t_at_step=times.get(step) if step is not None else None, evals=accuracies[r["id"]]))
+        loaded = self.Loaded(runs, curves, preview)
+        loaded.speed = (step, facts)
+        self.post_message(loaded)
 
     def on_compare_screen_loaded(self, message: Loaded) -> None:
         runs = message.runs
@@ -120,6 +139,8 @@ class CompareScreen(Screen[None]):
                 str(r.get("devices")), f"{s['last_step'] or 0}/{r.get('total_steps') or '?'}",
                 fmt_float(s["final_loss"]), fmt_float(s["best_accuracy"]), fmt_rate(s["mean_samples_per_s"])]))
         fill(self.query_one("#compare-runs", DataTable), [(c, c) for c in SUMMARY_COLUMNS], rows)
+        step, facts = message.speed
+        self.query_one(SpeedTable).show(speed_rows(facts), step, colours)
         self.diff = config_diff({r["id"]: r.get("config") or {} for r in runs})
         self.query_one(ConfigDiff).show(self.diff, [(r["id"], run_label(r), colours[run_label(r)]) for r in runs])
         missing = [rid for rid in self.run_ids if rid not in {r["id"] for r in runs}]

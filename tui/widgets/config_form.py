@@ -6,6 +6,7 @@ and hands the problems back with ``mark``, which puts each reason under its fiel
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -14,7 +15,8 @@ from textual.binding import Binding
 from textual.containers import Container, VerticalScroll
 from textual.message import Message
 from textual.suggester import SuggestFromList
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.widgets.select import InvalidSelectValueError
 
 from core.config import GROUP_TITLES, REFERENCE_MODEL, TINY_MODEL, RunConfig
 
@@ -37,6 +39,12 @@ def _text(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+class ChoiceSelect(Select[Any], inherit_bindings=False):
+    """A Select whose menu opens on enter or space only: up and down keep moving between the form's fields."""
+
+    BINDINGS = [Binding("enter,space", "show_overlay", "Show menu", show=False)]
+
+
 class FieldRow(Container):
     """One field: flag name, control, help; the reason it is wrong below, when it is."""
 
@@ -49,6 +57,10 @@ class FieldRow(Container):
         yield Label(f.name, classes="field-name")
         if _is_bool(f):
             yield Checkbox("", value=bool(f.default), id=f"field-{f.name}", compact=True, classes="field-control")
+        elif f.metadata.get("choices"):
+            # A fixed set of words (engine): a Select, so a typo cannot happen.
+            yield ChoiceSelect([(c, c) for c in f.metadata["choices"]], value=f.default, allow_blank=False,
+                               id=f"field-{f.name}", compact=True, classes="field-control")
         else:
             words = SUGGESTIONS.get(f.name)
             yield Input(_text(f.default), id=f"field-{f.name}", compact=True, classes="field-control",
@@ -88,9 +100,9 @@ class ConfigForm(VerticalScroll):
                     yield FieldRow(f)
 
     # ------------------------------------------------------------------ values
-    def control(self, name: str) -> Input | Checkbox:
+    def control(self, name: str) -> Input | Checkbox | Select[Any]:
         widget = self.query_one(f"#field-{name}")
-        assert isinstance(widget, Input | Checkbox), widget  # FieldRow makes one of the two
+        assert isinstance(widget, Input | Checkbox | Select), widget  # FieldRow makes one of the three
         return widget
 
     def values(self) -> dict[str, Any]:
@@ -104,16 +116,20 @@ class ConfigForm(VerticalScroll):
         w = self.control(name)
         if isinstance(w, Checkbox):
             w.value = bool(value)
+        elif isinstance(w, Select):
+            _select(w, value)
         else:
             w.value = _text(value)
 
     def set_config(self, cfg: RunConfig) -> None:
         """Fill every field, quietly (one Changed at the end, not one per field)."""
-        with self.prevent(Input.Changed, Checkbox.Changed):
+        with self.prevent(Input.Changed, Checkbox.Changed, Select.Changed):
             for name, value in cfg.to_dict().items():
                 w = self.control(name)
                 if isinstance(w, Checkbox):
                     w.value = bool(value)
+                elif isinstance(w, Select):
+                    _select(w, value)
                 else:
                     w.value = _text(value)
                     w.cursor_position = len(w.value)
@@ -143,3 +159,14 @@ class ConfigForm(VerticalScroll):
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         event.stop()
         self.post_message(self.Changed(self, (event.checkbox.id or "").removeprefix("field-")))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self.post_message(self.Changed(self, (event.select.id or "").removeprefix("field-")))
+
+
+def _select(w: Select[Any], value: Any) -> None:
+    """Choose ``value``; a word the Select does not offer (a hand-edited config) stays as it was, and the
+    config's validation names it."""
+    with contextlib.suppress(InvalidSelectValueError):
+        w.value = value

@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     phases.mark("paddle")  # the interpreter, paddle and this module
     ns = build_parser().parse_args(argv)
     # PaddleNLP without its package's eager imports (taskflow, datasets, metrics: ~2 s, unused here)
-    paddlenlp_lean.install()
+    paddlenlp_lean.load()
     phases.mark("paddlenlp")
     return Evaluator(ns, phases).run()
 

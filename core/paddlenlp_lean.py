@@ -38,6 +38,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 import types
@@ -48,6 +49,10 @@ FIRST_IMPORT = "paddlenlp.data"
 # What loading, saving and running GPTForSequenceClassification / GPTForCausalLM and GPTTokenizer
 # imports (measured: the first-level subpackages in sys.modules after from_pretrained + save_pretrained).
 LEAN_SUBPACKAGES = frozenset({"data", "generation", "layers", "ops", "quantization", "transformers", "utils"})
+
+# Set to 1: the workers import paddlenlp the package's own way and use paddle's init_parallel_env as it is
+# (bench/train_startup.py's "before" arm; an escape hatch should a PaddleNLP release break the lean path).
+PLAIN_ENV = "GPT2_TUI_PLAIN_IMPORTS"
 
 # Imported by a plain `import paddlenlp` and never by the workers: tests check they stay out.
 HEAVY_MODULES = ("paddlenlp.taskflow", "paddlenlp.dataaug", "paddlenlp.datasets", "paddlenlp.metrics",
@@ -178,6 +183,19 @@ def install() -> bool:
     _lazy_package("paddlenlp")
     importlib.import_module(FIRST_IMPORT)
     return True
+
+
+def plain_requested() -> bool:
+    return os.environ.get(PLAIN_ENV, "") == "1"
+
+
+def load() -> str:
+    """What a worker calls before PaddleNLP is used: install(), or a plain import under PLAIN_ENV=1."""
+    if plain_requested():
+        import paddlenlp  # noqa: F401
+
+        return "plain"
+    return "lean" if install() else "already imported"
 
 
 def heavy_modules_loaded() -> list[str]:

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     # PaddleNLP without its package's eager imports (taskflow, datasets, metrics: ~2 s a rank, unused)
     from core import paddlenlp_lean
 
-    paddlenlp_lean.install()
+    paddlenlp_lean.load()
     phases.mark("paddlenlp")
     from core.trainer.loop import Trainer
 

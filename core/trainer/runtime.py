@@ -50,6 +50,11 @@ def init_parallel_env() -> None:
     Only when paddle's function is the one we replace (same parameters); otherwise paddle's own."""
     from paddle.distributed import parallel
 
+    from core.paddlenlp_lean import plain_requested
+
+    if plain_requested():  # the "before" arm of bench/train_startup.py
+        dist.init_parallel_env()
+        return
     theirs: Any = getattr(parallel, "_start_kv_server", None)
     ours = theirs is not None and list(inspect.signature(theirs).parameters) == ["port", "http_server_d", "size"]
     if ours:

@@ -19,6 +19,9 @@ Two arms alternate in every round (ab, ba, ...): ``lean`` (as shipped) and ``pla
 (GPT2_TUI_PLAIN_IMPORTS=1: the workers import paddlenlp the package's way and use paddle's own
 init_parallel_env, i.e. the code before this change). The box is shared: each measurement records the
 1-minute load average, and CPU times beside wall times (CPU does not grow while a process waits for a core).
+The "serial chain's CPU" adds the CPU of each process on the path (CLI, supervisor, paddle's launcher, rank 0
+or the eval worker up to its start event / first batch): the wall time the chain would take with a free core
+for each process, i.e. on a quiet box (the two ranks start together and run on one core each).
 
 Run:  python bench/train_startup.py [--quick] [--rounds 5] [--arms lean,plain] [--parts launch,eval]
       [--json out.json]
@@ -88,6 +91,30 @@ def _startup_lines(paths: list[Path]) -> list[dict[str, float]]:
     return out
 
 
+def _cpu_of(pid: Any) -> float | None:
+    try:
+        ct = psutil.Process(int(pid)).cpu_times()
+    except (psutil.Error, TypeError, ValueError):
+        return None
+    return ct.user + ct.system
+
+
+def _supervisor(rdir: Path) -> tuple[dict[str, Any], float | None, float | None]:
+    """(supervisor.json, the launcher's CPU s, the supervisor's CPU s), read while they live: both idle once
+    the ranks run, so their CPU by now is their start-up."""
+    try:
+        sup = json.loads((rdir / "supervisor.json").read_text())
+    except (OSError, ValueError):
+        return {}, None, None
+    return sup, _cpu_of(sup.get("launcher_pid")), _cpu_of(sup.get("pid"))
+
+
+def critical_cpu(parts: list[float | None]) -> float | None:
+    """The serial chain's CPU seconds: what the wall time would be with a core free for each process
+    (the ranks run side by side, one core each). None when a part is missing."""
+    return sum(parts) if all(p is not None for p in parts) else None  # type: ignore[misc]
+
+
 def launch_to_first_step(tmp: Path, data: Path, cache: Path, tag: str, timeout: float,
                          env_extra: dict[str, str]) -> dict[str, Any]:
     db = tmp / f"{tag}.db"
@@ -101,13 +128,7 @@ def launch_to_first_step(tmp: Path, data: Path, cache: Path, tag: str, timeout: 
     rdir = run_dir(db, run_id)
     start, t_start = wait_for(rdir / "events.jsonl", lambda e: e.get("type") in ("start", "end"), timeout)
     step, t_step = wait_for(rdir / "events.jsonl", lambda e: e.get("type") in ("step", "end"), timeout)
-    launcher_cpu = None
-    try:  # the launcher idles once its ranks run: its CPU by now is its start-up
-        sup = json.loads((rdir / "supervisor.json").read_text())
-        ct = psutil.Process(sup["launcher_pid"]).cpu_times()
-        launcher_cpu = ct.user + ct.system
-    except (OSError, ValueError, KeyError, psutil.Error):
-        sup = {}
+    sup, launcher_cpu, supervisor_cpu = _supervisor(rdir)
     stop(rdir)
     wait_exit(rdir, 120)
     if not start or start["type"] != "start" or not step or step["type"] != "step":
@@ -115,7 +136,8 @@ def launch_to_first_step(tmp: Path, data: Path, cache: Path, tag: str, timeout: 
     ranks = _startup_lines(sorted((rdir / "logs").glob("workerlog.*")))
     out: dict[str, Any] = {"run_id": run_id, "db": str(db), "load1": load, "cli_s": cli_s, "cli_cpu_s": cli_cpu,
                            "start_event_s": t_start - t0, "first_step_s": t_step - t0,
-                           "first_step_number": step["step"], "launcher_cpu_s": launcher_cpu}
+                           "first_step_number": step["step"], "launcher_cpu_s": launcher_cpu,
+                           "supervisor_cpu_s": supervisor_cpu}
     if sup.get("t"):
         out["supervisor_started_launcher_s"] = sup["t"] - t0_wall
     if ranks:
@@ -125,6 +147,8 @@ def launch_to_first_step(tmp: Path, data: Path, cache: Path, tag: str, timeout: 
         # when rank 0's process began: its start event minus its own start-up time
         out["ranks_started_s"] = (start["t"] - t0_wall) - r0["total"]
         out["rank_phases"] = r0
+        # CLI, supervisor, launcher, rank 0 up to its start event, then start -> first step (one step)
+        out["critical_cpu_s"] = critical_cpu([cli_cpu, supervisor_cpu, launcher_cpu, r0["cpu"], t_step - t_start])
     return out
 
 
@@ -146,16 +170,19 @@ def eval_to_first_batch(db: Path, run_id: str, tmp: Path, timeout: float, env_ex
     job = p.stdout.strip().splitlines()[-1].strip()
     jdir = run_dir(db, job)
     step, t_step = wait_for(jdir / "events.jsonl", lambda e: e.get("type") in ("step", "end"), timeout)
+    _, _, supervisor_cpu = _supervisor(jdir)
     wait_exit(jdir, 120)
     if not step or step["type"] != "step":
         raise RuntimeError(f"eval job {job} gave {step}; see {jdir}")
     phases = _startup_lines([f for f in jdir.rglob("*") if f.is_file() and f.suffix in (".log", "")])
     out: dict[str, Any] = {"job": job, "load1": load, "cli_s": cli_s, "cli_cpu_s": cli_cpu,
-                           "first_batch_s": t_step - t0}
+                           "first_batch_s": t_step - t0, "supervisor_cpu_s": supervisor_cpu}
     if phases:
         out["worker_startup_s"] = phases[0]["total"]
         out["worker_startup_cpu_s"] = phases[0]["cpu"]
         out["worker_phases"] = phases[0]
+        # the worker's line is written at its first batch: CLI, supervisor, worker
+        out["critical_cpu_s"] = critical_cpu([cli_cpu, supervisor_cpu, phases[0]["cpu"]])
     return out
 
 
@@ -169,8 +196,10 @@ def tokenise(data: Path, cache: Path) -> dict[str, Any]:
 
 ARM_ENV = {"lean": {}, "plain": {PLAIN_ENV: "1"}}
 LAUNCH_KEYS = ("cli_s", "cli_cpu_s", "supervisor_started_launcher_s", "ranks_started_s", "rank_startup_s",
-               "rank_startup_cpu_s", "launcher_cpu_s", "start_event_s", "first_step_s", "load1")
-EVAL_KEYS = ("cli_s", "cli_cpu_s", "worker_startup_s", "worker_startup_cpu_s", "first_batch_s", "load1")
+               "rank_startup_cpu_s", "launcher_cpu_s", "supervisor_cpu_s", "start_event_s", "first_step_s",
+               "critical_cpu_s", "load1")
+EVAL_KEYS = ("cli_s", "cli_cpu_s", "supervisor_cpu_s", "worker_startup_s", "worker_startup_cpu_s", "first_batch_s",
+             "critical_cpu_s", "load1")
 
 
 def _phase_medians(outs: list[dict[str, Any]], key: str) -> str:
@@ -237,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
             s = res["launch"][arm] = {k: summary([o.get(k) for o in outs]) for k in LAUNCH_KEYS}
             res["launch"][arm]["runs"] = outs
             print(f"  {arm:<5} first step {fmt_summary(s['first_step_s'], ' s', 2)}; load {fmt_summary(s['load1'], '', 2)}")
+            print(f"        serial chain's CPU (CLI + supervisor + launcher + rank 0 + first step): "
+                  f"{fmt_summary(s['critical_cpu_s'], ' s', 2)}")
             print(f"        CLI {fmt_summary(s['cli_s'], ' s', 2)} (CPU {s['cli_cpu_s']['median']:.2f}); launcher "
                   f"started {s['supervisor_started_launcher_s']['median']:.2f} s, its CPU "
                   f"{(s['launcher_cpu_s']['median'] or 0):.2f} s; ranks started {s['ranks_started_s']['median']:.2f} s; "
@@ -257,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {arm:<5} first batch {fmt_summary(s['first_batch_s'], ' s', 2)}; CLI "
                       f"{s['cli_s']['median']:.2f} s (CPU {s['cli_cpu_s']['median']:.2f}); worker start-up "
                       f"{fmt_summary(s['worker_startup_s'], ' s', 2)} (CPU {s['worker_startup_cpu_s']['median']:.2f})")
+                print(f"        serial chain's CPU (CLI + supervisor + worker to its first batch): "
+                      f"{fmt_summary(s['critical_cpu_s'], ' s', 2)}")
                 print(f"        worker phases, wall/CPU s (medians): {_phase_medians(outs, 'worker_phases')}")
 
         if "tokenise" in parts:

@@ -126,7 +126,7 @@ def test_evaluation_results_do_not_depend_on_the_import(trained, tmp_path, mode)
 
 
 PLAIN_USE = r"""
-import inspect, json, sys
+import json, sys
 from core import paddlenlp_lean
 first = paddlenlp_lean.install()
 again = paddlenlp_lean.install()
@@ -137,12 +137,10 @@ names = dir(paddlenlp)
 import paddlenlp.trainer  # imports in circles that only paddlenlp/__init__'s order resolves
 from paddlenlp.trainer import Trainer, TrainingArguments
 taskflow = paddlenlp.Taskflow.__module__
-from paddle.distributed import parallel
 print(json.dumps({"first": first, "again": again, "lean_heavy": lean_heavy, "version": paddlenlp.__version__,
                   "dir": "transformers" in names and "Taskflow" in names, "trainer": Trainer.__module__,
                   "taskflow": taskflow, "same": paddlenlp.transformers.GPTTokenizer is GPTTokenizer,
-                  "complete": paddlenlp._complete, "trainer_spec": paddlenlp.trainer.__spec__.origin,
-                  "kv_params": list(inspect.signature(parallel._start_kv_server).parameters)}))
+                  "complete": paddlenlp._complete, "trainer_spec": paddlenlp.trainer.__spec__.origin}))
 """
 
 
@@ -157,17 +155,6 @@ def test_plain_paddlenlp_use_still_works_after_install():
     assert r["complete"] is True and r["trainer"] == "paddlenlp.trainer.trainer"
     assert r["taskflow"] == "paddlenlp.taskflow.taskflow"
     assert r["trainer_spec"].endswith(os.path.join("paddlenlp", "trainer", "__init__.py"))
-    # core.trainer.runtime replaces this paddle function (a 3 s stop poll): it must still be the same one
-    assert r["kv_params"] == ["port", "http_server_d", "size"]
-
-
-def test_phases_line_round_trips():
-    p = phases.Phases()
-    p.mark("paddle")
-    p.mark("model")
-    got = phases.parse("[gpt2-tui train] " + p.line())
-    assert got is not None and set(got) == {"total", "cpu", "paddle", "paddle_cpu", "model", "model_cpu"}
-    assert got["total"] >= got["paddle"] >= 0 and phases.parse("[x] something else") is None
 
 
 def test_heavy_list_names_real_modules():

@@ -103,7 +103,7 @@ class TrainerSetup:
         runtime.set_device(self.device)
         self.phases.mark("device")
         if self.world > 1:
-            runtime.init_parallel_env()
+            runtime.init_parallel_env(self.rank)
         self.phases.mark("gloo")
         self.device_str = runtime.device_label(self.device, self.local_rank)
         random.seed(cfg.seed)

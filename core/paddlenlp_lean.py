@@ -3,13 +3,13 @@
 ``import paddlenlp`` (2.8.1) imports every subpackage: taskflow, dataaug, datasets (HF datasets, pyarrow),
 metrics (seqeval, scikit-learn, scipy.stats), server, ..., and ``paddlenlp.transformers`` imports ~100 model
 families. The workers use a tokenizer, a model class and a learning-rate schedule: measured here, importing
-them through the package costs ~2.9 s CPU after paddle, through this module ~0.75 s (docs/BENCHMARKS.md §3).
+them through the package costs ~3.1 s CPU after paddle, through this module ~0.8 s (docs/BENCHMARKS.md §3).
 
 ``install()`` puts a *lazy* ``paddlenlp`` package into ``sys.modules``, built from PaddleNLP's own
 ``__init__.py``:
 
-- every top-level statement that is not a relative import runs as written (``__version__``,
-  ``paddle.disable_signal_handler()``, the sequence-parallel re-exports ...);
+- every top-level statement that is not a relative import runs as written (``__version__``, the
+  ``datasets``-imported-first warning, ``import paddle``, ``paddle.disable_signal_handler()``);
 - a name the ``__init__`` imports explicitly (``from .x import Name``, ``from . import sub``) is imported
   from its submodule on first use (PEP 562 ``__getattr__``);
 - any other name (what a ``from .x import *`` would have brought) runs the real ``__init__`` in full, once,

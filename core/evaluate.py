@@ -48,6 +48,7 @@ from core.events import EventWriter  # noqa: E402
 from core.trainer.checkpoints import load_classifier  # noqa: E402
 from core.trainer.encoding import encode_split, pad_id_for  # noqa: E402
 from core.trainer.evaluation import predict  # noqa: E402
+from core.trainer.phases import Phases  # noqa: E402
 from core.trainer.runtime import device_label, pick_device, set_device, versions  # noqa: E402
 
 CLOZE_PROMPT = "{sentence} It was"
@@ -216,8 +217,9 @@ def cloze_scores(model: Any, prompts: list[list[int]], words: list[list[int]], r
 
 # --------------------------------------------------------------------------- the worker
 class Evaluator:
-    def __init__(self, ns: argparse.Namespace):
+    def __init__(self, ns: argparse.Namespace, phases: Phases | None = None):
         self.ns = ns
+        self.phases = phases or Phases()
         self.run_dir = Path(ns.run_dir).resolve()
         self.ckpt = Path(ns.checkpoint).resolve()
         self.eval_path = Path(ns.eval_path).resolve()
@@ -257,6 +259,7 @@ class Evaluator:
         set_device(device)
         paddle.seed(0)
         tok = load_tokenizer(self.ckpt, ns.tokenizer, state)
+        self.phases.mark("tokenizer")
         rows = batching.read_split(self.eval_path)  # validates: labelled, 0/1 labels (DataError says what)
         if not rows:
             raise EvalError(f"{self.eval_path} has no rows")
@@ -266,6 +269,7 @@ class Evaluator:
         else:
             model = load_causal_lm(self.ckpt)
         model.eval()
+        self.phases.mark("model")
         pad_id = pad_id_for(model)
         n_batches = math.ceil(len(rows) / ns.batch_size)
         common = {"mode": ns.mode, "checkpoint": str(self.ckpt), "eval_path": str(self.eval_path)}
@@ -278,6 +282,9 @@ class Evaluator:
         def on_batch(i: int, total: int, size: int) -> None:
             now = time.perf_counter()
             dt, last[0] = now - last[0], now
+            if i == 1:
+                self.phases.mark("first_batch")
+                print(f"[gpt2-tui eval] {self.phases.line()}", flush=True)
             self.emit("step", step=i, samples_per_s=size / dt if dt > 0 else None, step_time=dt)
 
         if ns.mode == "classify":
@@ -310,7 +317,15 @@ class Evaluator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return Evaluator(build_parser().parse_args(argv)).run()
+    from core import paddlenlp_lean
+
+    phases = Phases()  # timed from the process's start
+    phases.mark("paddle")  # the interpreter, paddle and this module
+    ns = build_parser().parse_args(argv)
+    # PaddleNLP without its package's eager imports (taskflow, datasets, metrics: ~2 s, unused here)
+    paddlenlp_lean.load()
+    phases.mark("paddlenlp")
+    return Evaluator(ns, phases).run()
 
 
 if __name__ == "__main__":

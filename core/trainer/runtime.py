@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,75 @@ def versions() -> dict[str, str]:
     import paddlenlp
 
     return {"python": platform.python_version(), "paddle": paddle.__version__, "paddlenlp": paddlenlp.__version__}
+
+
+# paddle.distributed.launch sets PADDLE_DISTRI_BACKEND=gloo, so init_parallel_env opens a TCP store on rank
+# 0 (PADDLE_MASTER) that the other ranks connect to. A rank that gets there before rank 0 has opened it
+# logs "Retry to connect to ... while the server is not yet listening" and tries again 3 s later
+# (paddle's tcp_utils.cc): 3 s of the launch, in about half of the 2-rank CPU launches measured here
+# (whichever rank finishes importing first). So the other ranks first wait, polling every 20 ms, until the
+# port listens, when rank 0 is on this machine (/proc/net/tcp: nothing connects, nothing is sent).
+STORE_POLL_S = 0.02
+STORE_WAIT_S = 120.0  # then paddle's own connect (and its own timeout) as before
+
+
+def master_endpoint(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
+    """Where rank 0's TCP store listens, as init_parallel_env finds it (MASTER_ADDR/PORT, PADDLE_MASTER,
+    the first trainer endpoint)."""
+    env = os.environ if env is None else env
+    if env.get("MASTER_ADDR") and env.get("MASTER_PORT"):
+        ep = f"{env['MASTER_ADDR']}:{env['MASTER_PORT']}"
+    else:
+        ep = env.get("PADDLE_MASTER") or env.get("PADDLE_TRAINER_ENDPOINTS", "").split(",")[0]
+    host, _, port = ep.strip().rpartition(":")
+    if not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def is_local_host(host: str) -> bool:
+    if host in ("127.0.0.1", "localhost", "::1", "0.0.0.0") or host.startswith("127."):
+        return True
+    with contextlib.suppress(Exception):
+        return any(a.address.split("%")[0] == host for addrs in psutil.net_if_addrs().values() for a in addrs)
+    return False
+
+
+def listening_ports(tables: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int]:
+    """TCP ports in the LISTEN state on this machine (Linux); empty when /proc cannot say."""
+    ports: set[int] = set()
+    for table in tables:
+        try:
+            with open(table) as fh:
+                next(fh, None)  # header
+                for line in fh:
+                    f = line.split()
+                    if len(f) > 3 and f[3] == "0A":  # st 0A = LISTEN
+                        ports.add(int(f[1].rpartition(":")[2], 16))
+        except (OSError, ValueError):
+            continue
+    return ports
+
+
+def wait_for_store(rank: int, timeout: float = STORE_WAIT_S, poll: float = STORE_POLL_S,
+                   env: Mapping[str, str] | None = None) -> float:
+    """Ranks other than 0: wait until rank 0's TCP store listens (when it is on this machine); the wait in s."""
+    ep = master_endpoint(env)
+    if rank == 0 or ep is None or not is_local_host(ep[0]) or not os.path.exists("/proc/net/tcp"):
+        return 0.0
+    t0 = time.monotonic()
+    while ep[1] not in listening_ports() and time.monotonic() - t0 < timeout:
+        time.sleep(poll)
+    return time.monotonic() - t0
+
+
+def init_parallel_env(rank: int) -> None:
+    """dist.init_parallel_env, without paddle's 3 s retry when this rank is early (wait_for_store)."""
+    from core.paddlenlp_lean import plain_requested
+
+    if not plain_requested():  # GPT2_TUI_PLAIN_IMPORTS=1: the "before" arm of bench/train_startup.py
+        wait_for_store(rank)
+    dist.init_parallel_env()
 
 
 def pick_device(cfg_device: str = "auto", devices: str = "auto") -> str:

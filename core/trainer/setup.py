@@ -24,6 +24,7 @@ from core.trainer import checkpoints, elastic, runtime, schedule
 from core.trainer.encoding import load_splits, pad_id_for
 from core.trainer.fastpath import amp_request, choose_fast_path
 from core.trainer.optim import build_optimisation
+from core.trainer.phases import Phases
 from core.trainer.reporting import Reporter, StepWindow
 from core.trainer.state import RunRecord, read_paddlenlp_state
 from core.trainer.trial import settle_fast_path
@@ -32,8 +33,9 @@ from core.trainer.trial import settle_fast_path
 class TrainerSetup:
     """Everything before the first step: device, model, data, optimiser, the resume point."""
 
-    def __init__(self, ns: argparse.Namespace, cfg: RunConfig):
+    def __init__(self, ns: argparse.Namespace, cfg: RunConfig, phases: Phases | None = None):
         self.ns, self.cfg = ns, cfg
+        self.phases = phases or Phases()
         self.run_dir = Path(ns.run_dir).resolve()
         self.stop_file = self.run_dir / "stop"
         self.out_dir = Path(cfg.output_dir).resolve() if cfg.output_dir else self.run_dir / "checkpoints"
@@ -99,8 +101,10 @@ class TrainerSetup:
         self.device = runtime.pick_device(cfg.device, cfg.devices)
         self.elastic_restart_point()
         runtime.set_device(self.device)
+        self.phases.mark("device")
         if self.world > 1:
-            dist.init_parallel_env()
+            runtime.init_parallel_env(self.rank)
+        self.phases.mark("gloo")
         self.device_str = runtime.device_label(self.device, self.local_rank)
         random.seed(cfg.seed)
         np.random.seed(cfg.seed)
@@ -126,6 +130,7 @@ class TrainerSetup:
         self.tokenizer = GPTTokenizer.from_pretrained(self.ns.model_dir)
         self._rng_before_model = paddle.get_rng_state()
         self.model = checkpoints.load_classifier(self.ns.resume_from or self.ns.model_dir, self.fast)
+        self.phases.mark("model")
         self.pad_id = pad_id_for(self.model)
         tok_eos = self.tokenizer.eos_token_id
         if tok_eos is not None and int(tok_eos) != self.pad_id:
@@ -133,9 +138,11 @@ class TrainerSetup:
                                f"{self.pad_id}; padding with {self.pad_id}, the id the classifier skips", "warning"))
 
         self.load_data()
+        self.phases.mark("data")
         self.host_info = self.comm.gather_objects((socket.gethostname(), self.local_rank, self.device_str))
         self.build_optimiser()
         settle_fast_path(self)
+        self.phases.mark("optimiser")
         if self.fast.get("flash_attention") and self.fast.get("dropout_zeroed"):
             self.notes.append(("flash attention is on: attention and hidden dropout set to 0 "
                                "(flash attention on Hopper refuses dropout > 0)", "info"))
@@ -155,6 +162,7 @@ class TrainerSetup:
             steps_per_epoch=self.steps_per_epoch, global_batch=self.global_batch, dev_rows=len(self.dev_enc),
             output_dir=str(self.out_dir), hosts=[h for h, _, _ in self.host_info], restart=self.restart,
         )
+        print(f"[gpt2-tui train] {self.phases.line()}", flush=True)  # paddle's logs/workerlog.N
         for text, level in self.notes:
             self.log(text, level)
         tr, dv = self.train_enc.truncated, self.dev_enc.truncated

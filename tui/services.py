@@ -8,6 +8,7 @@ Tests build the same object around fakes (``tui.testing.fake_services``) or arou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -48,13 +49,20 @@ def real_sampler() -> DeviceSource:
 
 class DeviceFeed:
     """The device readings the app takes, shared with its screens: the latest one, the last two minutes
-    (a live screen opened now starts with history in its sparklines) and the runs whose processes are
-    sampled along with the devices."""
+    (a live screen opened now starts with history in its sparklines), the runs whose processes are
+    sampled along with the devices, and who wants readings now.
+
+    Readings are taken only while a screen that shows them is in front (``want`` on resume, ``release``
+    on suspend): a psutil/NVML reading a second costs ~0.3 % of a core (bench/screen_cpu.py), and
+    the history, a run's page and the results show no device.
+    """
 
     def __init__(self, keep: int = DEVICE_HISTORY):
         self.latest: DeviceSample | None = None
         self.history: deque[DeviceSample] = deque(maxlen=keep)
         self.watched: dict[str, dict[str, Any]] = {}
+        self._demand: dict[int, float] = {}  # id(screen) -> the interval it wants readings at
+        self._cond = threading.Condition()
 
     def add(self, sample: DeviceSample) -> None:
         self.latest = sample
@@ -66,6 +74,39 @@ class DeviceFeed:
 
     def unwatch(self, run_id: str) -> None:
         self.watched.pop(run_id, None)
+
+    # ------------------------------------------------------------------ demand (any thread)
+    def want(self, owner: object, interval: float) -> None:
+        """``owner`` (a screen in front) shows readings: take one every ``interval`` s until ``release``."""
+        with self._cond:
+            self._demand[id(owner)] = interval
+            self._cond.notify_all()
+
+    def release(self, owner: object) -> None:
+        with self._cond:
+            self._demand.pop(id(owner), None)
+            self._cond.notify_all()
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self._demand)
+
+    def wake(self) -> None:
+        """Wake a sampler waiting in ``next_interval`` or ``pause`` (to see a stop flag, say)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def next_interval(self, stop: threading.Event) -> float | None:
+        """Block until some screen wants readings; the shortest interval wanted, or None once ``stop``."""
+        with self._cond:
+            self._cond.wait_for(lambda: stop.is_set() or bool(self._demand))
+            return None if stop.is_set() else min(self._demand.values())
+
+    def pause(self, seconds: float, stop: threading.Event) -> None:
+        """Sleep ``seconds`` between readings; ends early on ``stop`` or when the demand changes."""
+        with self._cond:
+            if not stop.is_set():
+                self._cond.wait(seconds)
 
 
 @dataclass

@@ -76,8 +76,7 @@ class LiveScreen(Screen[None]):
             self.query_one(f"#{pid}").border_title = title
         self.query_one(DevicePanel).set_devices(self.run.get("devices"))
         self.services.devices.watch(self.run)
-        for sample in list(self.services.devices.history):
-            self._push_devices(sample)
+        self._catch_up()
         self.refresh_panels()
         self.set_interval(1.0, self.refresh_panels)
         self._follow()
@@ -85,6 +84,19 @@ class LiveScreen(Screen[None]):
     def on_unmount(self) -> None:
         self._wake.set()
         self.services.devices.unwatch(self.run_id)
+        self.services.devices.release(self)
+
+    def on_screen_resume(self) -> None:
+        self.services.devices.want(self, self.services.sample_interval)
+        self._catch_up()
+
+    def on_screen_suspend(self) -> None:
+        self.services.devices.release(self)
+
+    def _catch_up(self) -> None:
+        """Readings taken while another screen was in front (the app hands them to the one in front)."""
+        for sample in list(self.services.devices.history):
+            self._push_devices(sample)
 
     @property
     def now(self) -> float:

@@ -25,7 +25,7 @@ from tui.navigation import Navigator
 from tui.screens.attach import AttachScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.help import HelpScreen
-from tui.services import DeviceSource, Services
+from tui.services import DeviceSource, RunProcesses, Services
 
 
 class Gpt2App(Navigator):
@@ -138,6 +138,7 @@ class Gpt2App(Navigator):
         services = self.services
         feed = services.devices
         sampler = None
+        run_procs = RunProcesses(services.launcher.processes)
         seq = 0
         while not worker.is_cancelled and not self._stop_sampling.is_set():
             interval = feed.next_interval(self._stop_sampling)
@@ -149,12 +150,15 @@ class Gpt2App(Navigator):
             if report is None:  # a scripted source ran out (tests, replays)
                 return
             procs = {}
-            for run_id, run in list(feed.watched.items()):
+            watched = dict(feed.watched)
+            run_procs.keep_only(set(watched))
+            for run_id, run in watched.items():
                 try:
-                    labelled = services.launcher.processes(run)
+                    labelled = run_procs.get(run)
                     stats = {s.pid: s for s in sampler.process_stats([pid for _, pid in labelled])}
                 except Exception:  # a process table hiccup costs this reading its process list, not the panel
                     continue
+                run_procs.alive(run_id, set(stats))
                 procs[run_id] = [(label, stats[pid]) for label, pid in labelled if pid in stats]
             seq += 1
             self.post_message(DevicesSampled(DeviceSample(report, seq, procs)))

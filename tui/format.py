@@ -62,12 +62,20 @@ def update_text(widget: Any, text: Any) -> None:
     The same text and styles as last time: nothing at all (a finished run's panels, a device summary
     that did not move). So a widget updated here is updated only here.
     """
-    if getattr(widget, "_gpt2_text", None) == text:
-        return  # the same text and styles (rich's Text compares both): nothing to repaint
-    widget._gpt2_text = text
+    key = _text_key(text)
+    if getattr(widget, "_gpt2_text", None) == key:
+        return  # the same text and styles: nothing to repaint
+    widget._gpt2_text = key
     plain = text.plain if hasattr(text, "plain") else str(text)
     lines = plain.split("\n")
     shape = (len(lines), max((len(ln) for ln in lines), default=0))
     same = getattr(widget, "_gpt2_text_shape", None) == shape
     widget._gpt2_text_shape = shape
     widget.update(text, layout=not same)
+
+
+def _text_key(text: Any) -> Any:
+    """What a rich Text shows: its words, spans and base style (its ``==`` leaves the base style out)."""
+    if hasattr(text, "spans") and hasattr(text, "plain"):
+        return (text.plain, tuple(text.spans), str(text.style), text.justify, text.no_wrap, text.overflow)
+    return text

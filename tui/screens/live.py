@@ -36,7 +36,6 @@ from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.ranks_table import RanksTable
 from tui.widgets.run_charts import RunCharts
 
-
 # Seconds between the live screen's frames: what a person reads (step, loss, ETA) moves at this pace.
 FRAME_S = 1.0
 

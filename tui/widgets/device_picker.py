@@ -72,7 +72,9 @@ class DevicePicker(Vertical):
         yield SelectionList[int](id="gpu-list")
         with Horizontal(id="cpu-row"):
             yield Label("CPU processes ", id="cpu-label")
-            yield Input("2", id="cpu-procs", compact=True, restrict=r"\d{0,3}", max_length=3)
+            procs = Input("2", id="cpu-procs", compact=True, restrict=r"\d{0,3}", max_length=3)
+            procs.cursor_blink = False  # steady, as the form's fields (tui/widgets/config_form.py)
+            yield procs
 
     def on_mount(self) -> None:
         self.query_one("#gpu-list").display = False

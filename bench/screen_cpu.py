@@ -49,6 +49,7 @@ MARKER = {"configure": "Preflight (ctrl+r)", "history": "sorted by", "run page":
           "results": "Results of run", "live": "workerlog.0"}
 F2 = b"\x1bOQ"
 FINISHED_NAME = "finishedrun"
+LIVE_STEPS = 3000
 _ESC = re.compile(rb"\x1b(\[[0-9;?<>=]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[PX^_][^\x1b]*\x1b\\|[()][0-9A-Za-z]|[@-Z\\-_])")
 
 
@@ -118,7 +119,9 @@ def idle_screens(db: Path, env: dict[str, str], tmp: Path, settle: float, window
 def live_screen(db: Path, data: Path, env: dict[str, str], tmp: Path, tag: str, settle: float,
                 window: float) -> dict[str, Any]:
     """A gpt2-tiny run that trains for longer than the measurement, a dashboard attached, then stopped."""
-    run_id, _ = launch(db, data, 1_000_000, env, name=f"live{tag}")
+    # 3,000 steps: ~10 steps per chart dot column, so the curves move every frame (the worst case for
+    # the charts; a run of a million steps would hardly move them). Stopped after the window.
+    run_id, _ = launch(db, data, LIVE_STEPS, env, name=f"live{tag}")
     rdir = run_dir(db, run_id)
     dash = None
     try:

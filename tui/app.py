@@ -41,7 +41,7 @@ class Gpt2App(Navigator):
 
     def __init__(self, store_path: str | Path | None = None, launcher: Launcher | None = None,
                  sampler: DeviceSource | None = None, clock: Callable[[], float] = time.time,
-                 attach: str | None = None, poll_interval: float = 0.5, sample_interval: float = 1.0, *,
+                 attach: str | None = None, poll_interval: float = 1.0, sample_interval: float = 1.0, *,
                  services: Services | None = None):
         """Either ``services`` whole, or the keywords it is built from (``Services.for_store``)."""
         super().__init__(services or Services.for_store(

@@ -38,6 +38,9 @@ from tui.widgets.run_charts import RunCharts
 
 # Seconds between the live screen's frames: what a person reads (step, loss, ETA) moves at this pace.
 FRAME_S = 1.0
+# The charts, the largest region (~40 % of a frame's CPU), repaint every this many frames (every 2 s,
+# as nvitop's default refresh): a curve of hundreds of steps does not need a new picture every second.
+CHART_FRAMES = 2
 
 
 class LiveScreen(Screen[None]):
@@ -87,7 +90,7 @@ class LiveScreen(Screen[None]):
         self.query_one(DevicePanel).set_devices(self.run.get("devices"))
         self.services.devices.watch(self.run)
         self._catch_up()
-        self.paint()
+        self.paint(charts=True)
         self.set_interval(self.frame_s, self.paint)
         self._follow()
 
@@ -154,10 +157,11 @@ class LiveScreen(Screen[None]):
         if u.finished and not self.finished:
             self._finish()
         if self.updates == 1 or u.finished or u.alerts:
-            self.paint()  # the first numbers, an end or an alert: now, not at the next frame
+            self.paint(charts=True)  # the first numbers, an end or an alert: now, not at the next frame
 
-    def paint(self) -> None:
-        """One frame: the log lines and device readings held since the last one, the numbers, the charts."""
+    def paint(self, charts: bool = False) -> None:
+        """One frame: the log lines and device readings held since the last one, the numbers, and the
+        charts every ``CHART_FRAMES`` frames (or when ``charts``)."""
         self.frames += 1
         lines, errors = self._pending_logs
         if lines or errors:
@@ -167,7 +171,8 @@ class LiveScreen(Screen[None]):
         for sample in samples:
             self.query_one(DevicePanel).push(sample.report, sample.procs.get(self.run_id))
         self.refresh_panels()
-        self.query_one(RunCharts).refresh_now()
+        if charts or self.frames % CHART_FRAMES == 0:
+            self.query_one(RunCharts).refresh_now()
 
     def _finish(self) -> None:
         self.finished = True

@@ -190,3 +190,34 @@ async def test_the_results_progress_bar_does_not_animate_while_hidden(tmp_path):
         bar = app.screen.query_one("#eval-progress", ProgressBar)
         assert not bar.display
         assert bar.total is not None  # determinate: no 15 Hz animation timer behind a hidden bar
+
+
+class ChartApp(App):
+    def compose(self) -> ComposeResult:
+        from tui.widgets.chart import ChartWidget
+
+        yield ChartWidget(refresh_interval=0, id="c")
+
+
+@pytest.mark.anyio
+async def test_a_chart_whose_picture_did_not_change_is_not_repainted():
+    from tui.widgets.chart import ChartWidget
+
+    app = ChartApp()
+    async with app.run_test(size=(60, 12)) as pilot:
+        chart = app.query_one(ChartWidget)
+        chart.add_series("loss", "red")
+        chart.set_x_range(0, 1000)
+        chart.extend("loss", [0, 500], [1.0, 0.0])
+        chart.flush()
+        await pilot.pause()
+        before = chart.plain_lines()
+        refreshes = []
+        real = chart.refresh
+        chart.refresh = lambda *a, **k: (refreshes.append(1), real(*a, **k))  # type: ignore[method-assign]
+        chart.extend("loss", [501], [0.0])  # the same dot column, the same value: the same picture
+        chart.flush()
+        assert refreshes == [] and chart.plain_lines() == before
+        chart.extend("loss", [900], [0.5])  # a new column: a new picture
+        chart.flush()
+        assert refreshes == [1] and chart.plain_lines() != before

@@ -41,6 +41,9 @@ FRAME_S = 1.0
 # The charts, the largest region (~40 % of a frame's CPU), repaint every this many frames (every 2 s,
 # as nvitop's default refresh): a curve of hundreds of steps does not need a new picture every second.
 CHART_FRAMES = 2
+# Device readings for this screen every this many ``sample_interval``s (2 s, nvitop's default): each
+# reading repaints the device panel (two sparklines, the core bars, the process table).
+DEVICE_EVERY = 2
 
 
 class LiveScreen(Screen[None]):
@@ -100,7 +103,7 @@ class LiveScreen(Screen[None]):
         self.services.devices.release(self)
 
     def on_screen_resume(self) -> None:
-        self.services.devices.want(self, self.services.sample_interval)
+        self.services.devices.want(self, self.services.sample_interval * DEVICE_EVERY)
         self._catch_up()
 
     def on_screen_suspend(self) -> None:

@@ -4,9 +4,10 @@
     paddle.distributed.launch) writes events.jsonl and nobody reads it.
 (b) watched: the same run, and the dashboard attached to it from the start in a pseudo-terminal
     (160 x 48, ``tui.app.main(attach=RUN)``; the CLI has no ``attach`` subcommand), so everything a
-    user's dashboard does runs: its follower (``core.follow.sync_events`` into runs.db every 0.5 s, the
+    user's dashboard does runs: its follower (``core.follow.sync_events`` into runs.db every 1 s, the
     screen's own tail, alerts, worker-log tail, reconcile), ``core.devices.DeviceSampler`` at 1 Hz with
-    ``process_stats`` of the run's processes, and Textual rendering the live screen.
+    ``process_stats`` of the run's processes, and Textual rendering the live screen (one frame a second).
+    bench/screen_cpu.py measures the dashboard's own CPU per screen without timing a training.
 
 With ``--nice N``, a third arm (c) is (b) with the dashboard started under ``nice -n N``: a cheap
 mitigation to compare (the ranks then win every contended core).

@@ -25,7 +25,7 @@ from tui.navigation import Navigator
 from tui.screens.attach import AttachScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.help import HelpScreen
-from tui.services import DeviceSource, Services
+from tui.services import DeviceSource, RunProcesses, Services
 
 
 class Gpt2App(Navigator):
@@ -41,7 +41,7 @@ class Gpt2App(Navigator):
 
     def __init__(self, store_path: str | Path | None = None, launcher: Launcher | None = None,
                  sampler: DeviceSource | None = None, clock: Callable[[], float] = time.time,
-                 attach: str | None = None, poll_interval: float = 0.5, sample_interval: float = 1.0, *,
+                 attach: str | None = None, poll_interval: float = 1.0, sample_interval: float = 1.0, *,
                  services: Services | None = None):
         """Either ``services`` whole, or the keywords it is built from (``Services.for_store``)."""
         super().__init__(services or Services.for_store(
@@ -61,6 +61,7 @@ class Gpt2App(Navigator):
 
     def on_unmount(self) -> None:
         self._stop_sampling.set()
+        self.services.devices.wake()
 
     # ------------------------------------------------------------------ store, reconcile, attach
     @work(thread=True, exclusive=True, group="store", exit_on_error=False)
@@ -131,31 +132,46 @@ class Gpt2App(Navigator):
     # ------------------------------------------------------------------ devices
     @work(thread=True, exclusive=True, group="devices", exit_on_error=False)
     def _sample_devices(self) -> None:
+        """Readings while a screen in front wants them (``DeviceFeed.want``), at the interval it asks;
+        none at all behind the history, a run's page or the results (issue 14: idle screens <= 1 %)."""
         worker = get_current_worker()
         services = self.services
-        sampler = services.sampler_factory()
+        feed = services.devices
+        sampler = None
+        run_procs = RunProcesses(services.launcher.processes)
         seq = 0
         while not worker.is_cancelled and not self._stop_sampling.is_set():
+            interval = feed.next_interval(self._stop_sampling)
+            if interval is None:
+                return
+            if sampler is None:  # built on first demand: NVML and psutil are not needed before
+                sampler = services.sampler_factory()
             report = sampler.sample()
             if report is None:  # a scripted source ran out (tests, replays)
                 return
             procs = {}
-            for run_id, run in list(services.devices.watched.items()):
+            watched = dict(feed.watched)
+            run_procs.keep_only(set(watched))
+            for run_id, run in watched.items():
                 try:
-                    labelled = services.launcher.processes(run)
+                    labelled = run_procs.get(run)
                     stats = {s.pid: s for s in sampler.process_stats([pid for _, pid in labelled])}
                 except Exception:  # a process table hiccup costs this reading its process list, not the panel
                     continue
+                run_procs.alive(run_id, set(stats))
                 procs[run_id] = [(label, stats[pid]) for label, pid in labelled if pid in stats]
             seq += 1
             self.post_message(DevicesSampled(DeviceSample(report, seq, procs)))
-            self._stop_sampling.wait(services.sample_interval)
+            feed.pause(interval, self._stop_sampling)
 
     def on_devices_sampled(self, event: DevicesSampled) -> None:
+        """Kept for every screen (``DeviceFeed``), handed to the one in front only: a screen behind
+        catches up when it comes back (a panel updated behind a screen costs a whole-screen repaint of
+        the one in front: 2 a second on the live screen, bench/screen_cpu.py)."""
         self.services.devices.add(event.sample)
-        for screen in self.screen_stack:
-            if hasattr(screen, "on_devices_sampled"):
-                screen.post_message(DevicesSampled(event.sample))
+        stack = self.screen_stack  # empty while the app shuts down
+        if stack and hasattr(stack[-1], "on_devices_sampled"):
+            stack[-1].post_message(DevicesSampled(event.sample))
 
     # ------------------------------------------------------------------ help and the command palette
     def screen_keys(self, screen: Screen[Any]) -> list[tuple[str, str]]:

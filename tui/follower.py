@@ -23,7 +23,7 @@ from tui.launcher import Launcher
 from tui.logtail import WorkerLogs
 from tui.runstate import RunState, SeriesDelta
 
-# Reconcile (process checks: a scan of the process table) every this many polls, not every 0.5 s.
+# Reconcile (process checks) every this many polls (~4 s at the live screen's 1 s polls), not every poll.
 RECONCILE_EVERY = 4
 
 

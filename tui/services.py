@@ -8,6 +8,7 @@ Tests build the same object around fakes (``tui.testing.fake_services``) or arou
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -48,13 +49,20 @@ def real_sampler() -> DeviceSource:
 
 class DeviceFeed:
     """The device readings the app takes, shared with its screens: the latest one, the last two minutes
-    (a live screen opened now starts with history in its sparklines) and the runs whose processes are
-    sampled along with the devices."""
+    (a live screen opened now starts with history in its sparklines), the runs whose processes are
+    sampled along with the devices, and who wants readings now.
+
+    Readings are taken only while a screen that shows them is in front (``want`` on resume, ``release``
+    on suspend): a psutil/NVML reading a second costs ~0.3 % of a core (bench/screen_cpu.py), and
+    the history, a run's page and the results show no device.
+    """
 
     def __init__(self, keep: int = DEVICE_HISTORY):
         self.latest: DeviceSample | None = None
         self.history: deque[DeviceSample] = deque(maxlen=keep)
         self.watched: dict[str, dict[str, Any]] = {}
+        self._demand: dict[int, float] = {}  # id(screen) -> the interval it wants readings at
+        self._cond = threading.Condition()
 
     def add(self, sample: DeviceSample) -> None:
         self.latest = sample
@@ -67,6 +75,81 @@ class DeviceFeed:
     def unwatch(self, run_id: str) -> None:
         self.watched.pop(run_id, None)
 
+    # ------------------------------------------------------------------ demand (any thread)
+    def want(self, owner: object, interval: float) -> None:
+        """``owner`` (a screen in front) shows readings: take one every ``interval`` s until ``release``."""
+        with self._cond:
+            self._demand[id(owner)] = interval
+            self._cond.notify_all()
+
+    def release(self, owner: object) -> None:
+        with self._cond:
+            self._demand.pop(id(owner), None)
+            self._cond.notify_all()
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self._demand)
+
+    def wake(self) -> None:
+        """Wake a sampler waiting in ``next_interval`` or ``pause`` (to see a stop flag, say)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def next_interval(self, stop: threading.Event) -> float | None:
+        """Block until some screen wants readings; the shortest interval wanted, or None once ``stop``."""
+        with self._cond:
+            self._cond.wait_for(lambda: stop.is_set() or bool(self._demand))
+            return None if stop.is_set() else min(self._demand.values())
+
+    def pause(self, seconds: float, stop: threading.Event) -> None:
+        """Sleep ``seconds`` between readings; ends early on ``stop`` or when the demand changes."""
+        with self._cond:
+            if not stop.is_set():
+                self._cond.wait(seconds)
+
+
+# A run's processes are found by one pass over the whole process table (core.probes.run_processes: every
+# process's argv): 7 ms of CPU with 88 processes here, 0.7 % of a core if done with every 1 Hz reading.
+# They rarely change, so the list is kept this long, or until one of them ends; while no rank is
+# listed yet (a run starting), it is looked for again every RESCAN_STARTING_S.
+RESCAN_S = 10.0
+RESCAN_STARTING_S = 2.0
+
+
+class RunProcesses:
+    """(label, pid) of a run's processes for the device readings, from a scan kept ``RESCAN_S`` s.
+
+    Used from the sampling thread only."""
+
+    def __init__(self, list_processes: Callable[[dict[str, Any]], list[tuple[str, int]]],
+                 clock: Callable[[], float] = time.monotonic):
+        self._list = list_processes
+        self._clock = clock
+        self._cache: dict[str, tuple[float, list[tuple[str, int]]]] = {}
+
+    def get(self, run: dict[str, Any]) -> list[tuple[str, int]]:
+        now = self._clock()
+        hit = self._cache.get(run["id"])
+        if hit is not None:
+            t, labelled = hit
+            ranks = any(label.startswith("rank") for label, _ in labelled)
+            if now - t < (RESCAN_S if ranks else RESCAN_STARTING_S):
+                return labelled
+        labelled = self._list(run)
+        self._cache[run["id"]] = (now, labelled)
+        return labelled
+
+    def alive(self, run_id: str, pids: set[int]) -> None:
+        """The pids that still answered: when one of the list has ended, scan again next time."""
+        hit = self._cache.get(run_id)
+        if hit is not None and any(pid not in pids for _, pid in hit[1]):
+            del self._cache[run_id]
+
+    def keep_only(self, run_ids: set[str]) -> None:
+        for run_id in set(self._cache) - run_ids:
+            del self._cache[run_id]
+
 
 @dataclass
 class Services:
@@ -76,7 +159,9 @@ class Services:
     eval_launcher: EvalLauncher = field(default_factory=CoreEvalLauncher)
     clock: Callable[[], float] = time.time
     sampler_factory: Callable[[], DeviceSource] = real_sampler
-    poll_interval: float = 0.5  # how often a live screen looks at its run's files when it is not behind
+    # How often a live screen looks at its run's files when it is not behind: it paints once a second
+    # (tui/screens/live.py FRAME_S), so reading twice a second only cost CPU (~0.3 % of a core).
+    poll_interval: float = 1.0
     sample_interval: float = 1.0  # device readings
     devices: DeviceFeed = field(default_factory=DeviceFeed)
 
@@ -84,7 +169,7 @@ class Services:
     def for_store(cls, store_path: str | Path | None = None, *, runs_root: Path | None = None,
                   launcher: Launcher | None = None, eval_launcher: EvalLauncher | None = None,
                   clock: Callable[[], float] = time.time, sampler: DeviceSource | None = None,
-                  poll_interval: float = 0.5, sample_interval: float = 1.0) -> Services:
+                  poll_interval: float = 1.0, sample_interval: float = 1.0) -> Services:
         """The real services around one store (``None``: ./runs.db or $GPT2_TUI_DB); any part replaceable."""
         path = Path(store_path) if store_path is not None else default_db_path()
         return cls(store_path=path, runs_root=runs_root or runs_root_for(path),

@@ -102,8 +102,23 @@ class ConfigureScreen(Screen[None]):
     def on_mount(self) -> None:
         self.form.set_config(PRESETS["offline"]())
         self._applied = self.form.values()
+        self._catch_up()
+
+    def on_screen_resume(self) -> None:
+        self.services.devices.want(self, self.services.sample_interval)
+        self._catch_up()
+
+    def on_screen_suspend(self) -> None:
+        self.services.devices.release(self)
+
+    def on_unmount(self) -> None:
+        self.services.devices.release(self)
+
+    def _catch_up(self) -> None:
+        """The latest reading, taken while another screen was in front (the app hands readings to the
+        screen in front only)."""
         sample = self.services.devices.latest
-        if sample is not None:
+        if sample is not None and sample.report is not self.report:
             self._take_report(sample.report)
 
     @property

@@ -1,9 +1,12 @@
 """LiveScreen: one run as it happens. Charts, progress, devices, ranks, logs and alerts.
 
 One thread worker per screen follows the run (tui.follower.RunFollower: the store takes every event;
-the screen keeps its own cursor) and posts RunUpdated; a 1 s timer re-renders what ages with time
-(elapsed, heartbeat ages). Stop asks for a confirmation, then runs the launcher's graceful stop on a
-thread.
+the screen keeps its own cursor) and posts RunUpdated. Updates and device readings go into the state and
+the charts' buffers as they come; the screen paints them in one frame a second (``FRAME_S``), together
+with what ages with time (elapsed, heartbeat ages). Every panel repainted on its own beat cost ~4 frames
+a second and 4.5-5.4 % of a core at 160 x 48; one joint frame is Textual's compositor once
+(bench/screen_cpu.py). An end, an alert or a stop paints at once. Stop asks for a confirmation, then
+runs the launcher's graceful stop on a thread.
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.ranks_table import RanksTable
 from tui.widgets.run_charts import RunCharts
 
+# Seconds between the live screen's frames: what a person reads (step, loss, ETA) moves at this pace.
+FRAME_S = 1.0
+# The charts, the largest region (~40 % of a frame's CPU), repaint every this many frames (every 2 s,
+# as nvitop's default refresh): a curve of hundreds of steps does not need a new picture every second.
+CHART_FRAMES = 2
+# Device readings for this screen every this many ``sample_interval``s (2 s, nvitop's default): each
+# reading repaints the device panel (two sparklines, the core bars, the process table).
+DEVICE_EVERY = 2
+
 
 class LiveScreen(Screen[None]):
     BINDINGS = [
@@ -44,8 +56,12 @@ class LiveScreen(Screen[None]):
     ]
     TITLE = "gpt2-tui"
 
-    def __init__(self, run: dict[str, Any], services: Services):
+    def __init__(self, run: dict[str, Any], services: Services, *, frame_s: float = FRAME_S):
         super().__init__()
+        self.frame_s = frame_s
+        self.frames = 0
+        self._pending_logs: tuple[list[str], list[str]] = ([], [])
+        self._pending_samples: list[DeviceSample] = []
         self.services = services
         self.run = run
         self.run_id: str = run["id"]
@@ -62,7 +78,7 @@ class LiveScreen(Screen[None]):
         yield Header(show_clock=False)
         yield ProgressPanel(id="progress")
         with Container(id="live-body"):
-            yield RunCharts(id="charts", classes="panel")
+            yield RunCharts(refresh_interval=0, id="charts", classes="panel")  # painted in this screen's frame
             with Vertical(id="live-side"):
                 yield DevicePanel(id="devices", classes="panel")
                 yield RanksTable(id="ranks", classes="panel")
@@ -76,15 +92,27 @@ class LiveScreen(Screen[None]):
             self.query_one(f"#{pid}").border_title = title
         self.query_one(DevicePanel).set_devices(self.run.get("devices"))
         self.services.devices.watch(self.run)
-        for sample in list(self.services.devices.history):
-            self._push_devices(sample)
-        self.refresh_panels()
-        self.set_interval(1.0, self.refresh_panels)
+        self._catch_up()
+        self.paint(charts=True)
+        self.set_interval(self.frame_s, self.paint)
         self._follow()
 
     def on_unmount(self) -> None:
         self._wake.set()
         self.services.devices.unwatch(self.run_id)
+        self.services.devices.release(self)
+
+    def on_screen_resume(self) -> None:
+        self.services.devices.want(self, self.services.sample_interval * DEVICE_EVERY)
+        self._catch_up()
+
+    def on_screen_suspend(self) -> None:
+        self.services.devices.release(self)
+
+    def _catch_up(self) -> None:
+        """Readings taken while another screen was in front (the app hands them to the one in front)."""
+        for sample in list(self.services.devices.history):
+            self._push_devices(sample)
 
     @property
     def now(self) -> float:
@@ -116,7 +144,8 @@ class LiveScreen(Screen[None]):
         charts = self.query_one(RunCharts)
         charts.set_total_steps(u.state.total_steps)
         charts.extend(u.series)
-        self.query_one(LogPanel).add(u.log_lines, u.error_lines)
+        self._pending_logs[0].extend(u.log_lines)
+        self._pending_logs[1].extend(u.error_lines)
         if u.alerts:
             self.query_one(AlertsPanel).add(u.alerts)
             self.app.bell()
@@ -130,14 +159,30 @@ class LiveScreen(Screen[None]):
                 self.status = u.run["status"]
         if u.finished and not self.finished:
             self._finish()
+        if self.updates == 1 or u.finished or u.alerts:
+            self.paint(charts=True)  # the first numbers, an end or an alert: now, not at the next frame
+
+    def paint(self, charts: bool = False) -> None:
+        """One frame: the log lines and device readings held since the last one, the numbers, and the
+        charts every ``CHART_FRAMES`` frames (or when ``charts``)."""
+        self.frames += 1
+        lines, errors = self._pending_logs
+        if lines or errors:
+            self._pending_logs = ([], [])
+            self.query_one(LogPanel).add(lines, errors)
+        samples, self._pending_samples = self._pending_samples, []
+        for sample in samples:
+            self.query_one(DevicePanel).push(sample.report, sample.procs.get(self.run_id))
         self.refresh_panels()
+        if charts or self.frames % CHART_FRAMES == 0:
+            self.query_one(RunCharts).refresh_now()
 
     def _finish(self) -> None:
         self.finished = True
         self.stopping = False
         error = self.run.get("error")
         if self.status == "failed" and error:
-            self.query_one(LogPanel).add([], [f"run failed: {line}" for line in str(error).splitlines()[:40]])
+            self._pending_logs[1].extend(f"run failed: {line}" for line in str(error).splitlines()[:40])
         severity: SeverityLevel = "information" if self.status in ("finished", "stopped") else "error"
         self.notify(f"run {self.run_id} {self.status}", title="Run ended", severity=severity)
 
@@ -159,7 +204,7 @@ class LiveScreen(Screen[None]):
         if sample.seq <= self._device_seq:  # already had it from the app's history
             return
         self._device_seq = sample.seq
-        self.query_one(DevicePanel).push(sample.report, sample.procs.get(self.run_id))
+        self._pending_samples.append(sample)  # drawn in the next frame
 
     # ------------------------------------------------------------------ actions
     def action_stop(self) -> None:

@@ -208,10 +208,17 @@ class ChartWidget(Widget):
             self.set_interval(self.refresh_interval, self.flush)
 
     def flush(self) -> None:
-        """Repaint now if points or settings changed (the refresh tick calls this)."""
-        if self._dirty:
-            self._dirty = False
-            self.refresh()
+        """Repaint now if points or settings changed the picture (the refresh tick calls this).
+
+        New points often leave it as it was (they land in the last dot column within its min/max: a
+        long run adds one column per hundreds of steps); then nothing is sent to the terminal."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        painted = self._cache
+        if painted and self._strips() == painted:
+            return
+        self.refresh()
 
     # ------------------------------------------------------------------ rendering
 

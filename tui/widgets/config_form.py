@@ -63,9 +63,13 @@ class FieldRow(Container):
                                id=f"field-{f.name}", compact=True, classes="field-control")
         else:
             words = SUGGESTIONS.get(f.name)
-            yield Input(_text(f.default), id=f"field-{f.name}", compact=True, classes="field-control",
-                        suggester=SuggestFromList(words(), case_sensitive=False) if words else None,
-                        select_on_focus=False)
+            # A steady cursor: a blinking one repaints the form's rows twice a second, ~1 % of a core
+            # on a screen where nothing else moves (bench/screen_cpu.py, configure).
+            field = Input(_text(f.default), id=f"field-{f.name}", compact=True, classes="field-control",
+                          suggester=SuggestFromList(words(), case_sensitive=False) if words else None,
+                          select_on_focus=False)
+            field.cursor_blink = False
+            yield field
         yield Static(f.metadata.get("help", ""), classes="field-help")
         yield Static("", classes="field-error")
 

@@ -14,7 +14,7 @@ from textual.widgets import Label, Sparkline, Static
 from core.devices import DeviceReport, GpuInfo, GpuProcess, ProcStat
 from tui.format import fmt_bytes, update_text
 
-HISTORY = 120  # samples (~2 minutes at 1 Hz); the app keeps as many for screens opened later
+HISTORY = 120  # samples (~4 minutes at the live screen's one reading in 2 s); the app keeps as many
 
 
 class _Trace(Horizontal):

@@ -15,7 +15,7 @@ from textual.widgets import Input, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from core.devices import DeviceReport, GpuInfo, gpu_problem
-from tui.format import fmt_bytes
+from tui.format import fmt_bytes, update_text
 
 
 def gpu_prompt(g: GpuInfo) -> Text:
@@ -72,7 +72,9 @@ class DevicePicker(Vertical):
         yield SelectionList[int](id="gpu-list")
         with Horizontal(id="cpu-row"):
             yield Label("CPU processes ", id="cpu-label")
-            yield Input("2", id="cpu-procs", compact=True, restrict=r"\d{0,3}", max_length=3)
+            procs = Input("2", id="cpu-procs", compact=True, restrict=r"\d{0,3}", max_length=3)
+            procs.cursor_blink = False  # steady, as the form's fields (tui/widgets/config_form.py)
+            yield procs
 
     def on_mount(self) -> None:
         self.query_one("#gpu-list").display = False
@@ -80,7 +82,7 @@ class DevicePicker(Vertical):
     # ------------------------------------------------------------------ data in
     def show_report(self, report: DeviceReport) -> None:
         self.report = report
-        self.query_one("#device-summary", Static).update(cpu_summary(report))
+        update_text(self.query_one("#device-summary", Static), cpu_summary(report))
         gl = self.query_one("#gpu-list", SelectionList)
         gl.display = bool(report.gpus)
         if gl.option_count != len(report.gpus):

@@ -23,7 +23,8 @@ class RunCharts(Vertical, can_focus=True):
 
     def __init__(self, *, refresh_interval: float = 1.0, id: str | None = None, classes: str | None = None):
         """``refresh_interval``: the charts repaint together at most this often (one frame for all three;
-        a chart is the screen's largest region, so its repaint rate is most of the dashboard's CPU)."""
+        a chart is the screen's largest region, so its repaint rate is most of the dashboard's CPU);
+        0: never on their own, the owner calls ``refresh_now``."""
         super().__init__(id=id, classes=classes)
         self.refresh_interval = refresh_interval
         self.charts: dict[str, ChartWidget] = {}
@@ -48,7 +49,8 @@ class RunCharts(Vertical, can_focus=True):
             self._owner[name].extend(name, xs, ys)
 
     def on_mount(self) -> None:
-        self.set_interval(self.refresh_interval, self.refresh_now)
+        if self.refresh_interval > 0:  # 0: the screen calls refresh_now() in its own frame (the live screen)
+            self.set_interval(self.refresh_interval, self.refresh_now)
 
     def refresh_now(self) -> None:
         """Repaint the charts that have new points on the next screen refresh, not on their next tick."""

@@ -20,6 +20,7 @@ from typing import Any
 from core.events import finite_or_text
 from core.records import Summary
 from core.store import Store
+from core.store.queries import TABLE_RUN_COLUMNS
 
 FORMATS = ("csv", "json")
 # The runs table, column by column (CSV header order). ``started`` is when the run was launched.
@@ -120,9 +121,21 @@ def table_row(store: Store, run: Mapping[str, Any], now: float | None = None,
 
 def runs_table(store: Store, status: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
     """Training runs, newest first, one summary row each (what `runs --json` prints)."""
-    runs = store.list_runs(status=status, decode=False)
-    sums = store.summaries()  # one query for the whole table
-    return [table_row(store, r, now, sums.get(r["id"])) for r in runs]
+    return [row_of(t, now) for t in store.table_runs(status=status)]
+
+
+_TABLE_COLS = (*TABLE_RUN_COLUMNS, "best_accuracy")
+
+
+def row_of(t: tuple[Any, ...], now: float | None = None) -> dict[str, Any]:
+    """A runs-table row from a ``Store.table_runs`` tuple (the same dict as ``table_row``)."""
+    r = dict(zip(_TABLE_COLS, t, strict=True))
+    return {"id": r["id"], "name": r["name"], "status": r["status"], "model": r["model"], "devices": r["devices"],
+            "steps": r["last_step"], "total_steps": r["total_steps"], "final_loss": r["final_loss"],
+            "best_accuracy": r["best_accuracy"],
+            "mean_samples_per_s": r["sps_sum"] / r["sps_n"] if r["sps_n"] else None,
+            "duration_s": duration_s(r, now), "created_at": r["created_at"], "started_at": r["started_at"],
+            "ended_at": r["ended_at"], "run_dir": r["run_dir"]}
 
 
 def table_text(rows: list[dict[str, Any]], fmt: str) -> str:

@@ -1,18 +1,27 @@
-"""A history that stays fast after years: `gpt2-tui runs --json` on runs.db files of 1,000 and 10,000 runs.
+"""A history that stays fast after years: `runs --json` and the history screen on 1,000 and 10,000 runs.
 
 The databases are built through the store's own API (``Store.create_run`` and ``Store.ingest`` of the
 events a trainer writes: a start, step events, an eval, a checkpoint, an end), with the metric rows of
 issue 14's table: 1,000 runs x 1,000 steps (1 M rows) and 10,000 runs x 300 steps (3 M rows).
 
 Then, side by side in one run, each in a fresh process (interpreter start included, as a user feels it):
-- before: what `runs --json` did until the runs table was one query: every run's summary from three
-  queries over its metric rows (COUNT/MAX/AVG, the last loss, the best accuracy);
-- after: the real ``gpt2-tui runs --json`` (``Store.summaries``: the numbers kept on the run rows by
-  ingest, one query for the table);
-- and ``Store.data_version()``, the "has anything changed" check a history screen can poll.
-Target (issue 14): `runs --json` <= 1 s at 10,000 runs.
+- `runs --json`: before = every run's summary from three queries over its metric rows (COUNT/MAX/AVG,
+  the last loss, the best accuracy); after = the real ``gpt2-tui runs --json``;
+- ``Store.data_version()``, the "has anything changed" check;
+- the history screen, old code (``--before REV``: that commit's tree, from ``git archive``) against this
+  checkout, arms interleaved:
+  * f2 -> table painted: the real dashboard (``tui.entry.main --db``) in a pseudo-terminal; F2 is sent
+    once the first frame is out, and the time runs until the newest run's name is in the output;
+    then the dashboard's CPU while the history sits idle (``--idle`` seconds) and its peak RSS (VmHWM);
+  * a sort, a reversed sort, a mark, a filter keystroke and clearing the filter: in-process with
+    Textual's Pilot at 160 x 48 (key press until the screen is updated), wall and CPU time;
+  * a refresh while one run is running: the old full read (``runs_table``) against
+    ``RunsReader.changes`` (a copy of the database with the newest run set running).
+Targets (issue 14) at 10,000 runs: `runs --json` <= 1 s, painted <= 1 s after f2, idle <= 1 % of a core,
+sort / filter / mark <= 100 ms.
 
-Run:  python bench/history_scale.py [--quick] [--rounds 3] [--keep DIR] [--json out.json]
+Run:  python bench/history_scale.py [--quick] [--rounds 3] [--keep DIR] [--before REV] [--no-screen]
+      [--idle 20] [--json out.json]
 """
 
 from __future__ import annotations
@@ -64,6 +73,88 @@ print((time.perf_counter() - t0) / n)
 """
 
 
+# The dashboard, from the tree given first (this checkout or the old commit's), with the rest of argv.
+LAUNCH = "import sys; root = sys.argv.pop(1); sys.path.insert(0, root); from tui.entry import main; sys.exit(main())"
+F2 = b"\x1bOQ"
+
+# In-process actions on the history screen, with Pilot: prints one JSON object.
+ACTIONS = r"""
+import asyncio, json, sys, time
+root, db = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+from textual.app import App
+from tui.screens.history import HistoryScreen
+
+
+class Host(App):
+    def on_mount(self):
+        self.push_screen(HistoryScreen(db, refresh_s=0, reconcile=False))
+
+
+async def main():
+    out = {}
+    app = Host()
+    async with app.run_test(size=(160, 48)) as pilot:
+        t0, c0 = time.perf_counter(), time.process_time()
+        while not getattr(app.screen, "loaded", False):
+            await pilot.pause(0.005)
+        await pilot.pause()
+        out["open"] = [(time.perf_counter() - t0, time.process_time() - c0)]
+
+        async def timed(name, *keys):
+            t0, c0 = time.perf_counter(), time.process_time()
+            await pilot.press(*keys)
+            await pilot.pause()
+            out.setdefault(name, []).append((time.perf_counter() - t0, time.process_time() - c0))
+
+        for _ in range(2):
+            await timed("sort", "s")
+        for _ in range(2):
+            await timed("reverse sort", "S")
+        for _ in range(2):
+            await timed("mark", "space")
+            await pilot.press("down")
+        await pilot.press("slash")
+        await timed("filter keystroke", "9")
+        await timed("filter keystroke", "9")
+        await pilot.press("backspace")
+        await pilot.pause()
+        await timed("clear filter", "backspace")
+        shown = len(app.screen.shown)
+    out["rows_after_clear"] = shown
+    print(json.dumps(out))
+
+
+asyncio.run(main())
+"""
+
+# One refresh with one run running: the old full read against the reader's read of what changed.
+REFRESH = r"""
+import json, sys, time
+root, db = sys.argv[1], sys.argv[2]
+sys.path.insert(0, root)
+from core.store import Store
+store = Store(db)
+out = {}
+try:
+    from core.runs_reader import RunsReader
+except ImportError:
+    from core.export import runs_table
+    def once():
+        runs_table(store)
+else:
+    reader = RunsReader()
+    reader.changes(store)
+    def once():
+        reader.changes(store)
+for i in range(7):
+    t0, c0 = time.perf_counter(), time.process_time()
+    once()
+    out.setdefault("refresh", []).append((time.perf_counter() - t0, time.process_time() - c0))
+print(json.dumps(out))
+"""
+
+
 def build(db: Path, runs: int, steps: int) -> float:
     """A runs.db of ``runs`` finished training runs, ``steps`` metric rows each, through the Store API."""
     from core.store import Store
@@ -108,6 +199,114 @@ def gpt2_tui() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "core.cli"]
 
 
+def old_tree(rev: str, dest: Path) -> Path:
+    """The code of commit ``rev`` in ``dest`` (git archive: no worktree, nothing of this checkout)."""
+    if not (dest / "tui").exists():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
+def f2_painted(root: Path, db: Path, needle: bytes, idle_s: float, cwd: Path) -> dict[str, Any]:
+    """F2 -> ``needle`` on screen, in a real terminal; then idle CPU over ``idle_s`` and peak RSS."""
+    import psutil
+
+    from bench._pty import PtyProcess
+
+    p = PtyProcess([sys.executable, "-c", LAUNCH, str(root), "--db", str(db)], env=bench_env(), cols=160,
+                   rows=48, cwd=str(cwd))
+    try:
+        p.watch_for(b"configure a run")
+        deadline = time.monotonic() + 60
+        while p.seen(b"configure a run") is None:
+            if time.monotonic() > deadline or p.proc.poll() is not None:
+                raise RuntimeError("the dashboard never drew its first frame:\n"
+                                   + p.tail[-2000:].decode("utf-8", "replace"))
+            time.sleep(0.01)
+        while p.t_last is not None and time.perf_counter() - p.t_last < 1.0:  # first screen settled
+            time.sleep(0.05)
+        p.watch_for(needle)
+        proc = psutil.Process(p.proc.pid)
+        c0 = sum(proc.cpu_times()[:2])
+        t0 = time.perf_counter()
+        p.send(F2)
+        deadline = time.monotonic() + 120
+        while p.seen(needle) is None:
+            if time.monotonic() > deadline or p.proc.poll() is not None:
+                raise RuntimeError(f"the history never showed {needle!r}")
+            time.sleep(0.002)
+        painted = (p.seen(needle) or 0.0) - t0
+        paint_cpu = sum(proc.cpu_times()[:2]) - c0
+        time.sleep(3.0)  # the screen settles (the old code's reloads)
+        c1, t1 = sum(proc.cpu_times()[:2]), time.perf_counter()
+        time.sleep(idle_s)
+        idle = (sum(proc.cpu_times()[:2]) - c1) / (time.perf_counter() - t1)
+        status = Path(f"/proc/{p.proc.pid}/status").read_text()
+        hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    finally:
+        p.close()
+    return {"painted_s": painted, "paint_cpu_s": paint_cpu, "idle_core_pct": 100 * idle, "peak_rss_mb": hwm / 1024}
+
+
+def in_process(script: str, root: Path, db: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-c", script, str(root), str(db)], capture_output=True, text=True,
+                         env=bench_env(), cwd=ROOT, timeout=1200)
+    if out.returncode != 0:
+        raise SystemExit(f"{script[:60]!r} failed under {root}: {out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def with_one_running(db: Path, dest: Path) -> Path:
+    """A copy of ``db`` whose newest run is running (what a refresh re-reads every 2 s)."""
+    import shutil
+    import sqlite3
+
+    if not dest.exists():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        src = sqlite3.connect(db)
+        out = sqlite3.connect(dest)
+        src.backup(out)
+        src.close()
+        out.execute("UPDATE runs SET status = 'running', ended_at = NULL WHERE id ="
+                    " (SELECT id FROM runs ORDER BY created_at DESC LIMIT 1)")
+        out.commit()
+        out.close()
+        shutil.rmtree(dest.parent / "runs", ignore_errors=True)
+    return dest
+
+
+def measure_screen(db: Path, runs: int, before: Path, rounds: int, idle_s: float, tmp: Path) -> dict[str, Any]:
+    arms = {"before": before, "after": ROOT}
+    needle = f"run {runs - 1}".encode()
+    running_db = with_one_running(db, tmp / f"running-{runs}" / "runs.db")
+    res: dict[str, Any] = {arm: {"pty": [], "actions": [], "refresh": []} for arm in arms}
+    for i in range(rounds):
+        order = list(arms) if i % 2 == 0 else list(arms)[::-1]  # ab, ba, ...
+        for arm in order:
+            res[arm]["pty"].append(f2_painted(arms[arm], db, needle, idle_s, tmp))
+            res[arm]["actions"].append(in_process(ACTIONS, arms[arm], db))
+            res[arm]["refresh"].append(in_process(REFRESH, arms[arm], running_db))
+    return res
+
+
+def screen_table(res: dict[str, Any]) -> list[tuple[str, float, float, str]]:
+    """(what, before median, after median, unit) from measure_screen's rounds."""
+    def med(arm: str, pick: Any) -> float:
+        xs = sorted(x for r in res[arm]["pty"] + res[arm]["actions"] + res[arm]["refresh"] for x in pick(r))
+        return xs[len(xs) // 2] if xs else float("nan")
+
+    lines = [("f2 -> table painted (wall)", "painted_s", "s"), ("  CPU of that", "paint_cpu_s", "s"),
+             ("idle, % of a core", "idle_core_pct", "%"), ("peak RSS", "peak_rss_mb", "MB")]
+    out = [(label, med("before", lambda r, k=k: [r[k]] if k in r else []),
+            med("after", lambda r, k=k: [r[k]] if k in r else []), unit) for label, k, unit in lines]
+    for name in ("open", "sort", "reverse sort", "mark", "filter keystroke", "clear filter", "refresh"):
+        for j, kind in ((0, "wall"), (1, "CPU")):
+            out.append((f"{name} ({kind})", med("before", lambda r, n=name, j=j: [x[j] for x in r.get(n, [])]),
+                        med("after", lambda r, n=name, j=j: [x[j] for x in r.get(n, [])]), "ms"))
+    return [(label, b * 1000 if u == "ms" else b, a * 1000 if u == "ms" else a, u) for label, b, a, u in out]
+
+
 def measure(db: Path, rounds: int) -> dict[str, Any]:
     before, after = [], []
     for _ in range(rounds):  # interleaved, so a busy moment of the shared box hits both
@@ -127,6 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="smoke run: 200 and 1,000 runs, 100 steps, 1 round")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--keep", help="build the databases in this folder and keep them (reused when there)")
+    ap.add_argument("--before", default="28bcc86", help="the commit whose history screen is 'before'")
+    ap.add_argument("--no-screen", action="store_true", help="only `runs --json`")
+    ap.add_argument("--screen-rounds", type=int, default=None, help="rounds of the screen arms (default 2)")
+    ap.add_argument("--idle", type=float, default=20.0, help="seconds the idle history's CPU is measured over")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sizes = [(200, 100), (1000, 100)] if args.quick else [(1000, 1000), (10_000, 300)]
@@ -151,6 +354,16 @@ def main(argv: list[str] | None = None) -> int:
                   f"data_version(): {r['data_version_us']:.1f} us a call")
             if runs >= 10_000:
                 print(f"  target <= 1 s at 10,000 runs: {'met' if a <= 1.0 else 'NOT MET'} ({a:.2f} s)")
+            if not args.no_screen:
+                before = old_tree(args.before, base / f"tree-{args.before}")
+                res = measure_screen(db, runs, before, args.screen_rounds or (1 if args.quick else 2),
+                                     args.idle if not args.quick else 5.0, base)
+                r["screen"] = res
+                print(f"  history screen, {args.before} (before) against this checkout (after), medians:")
+                for label, b, a, unit in screen_table(res):
+                    print(f"    {label:<28} {b:9.2f} {unit:<3} {a:9.2f} {unit:<3} ratio {b / a if a else float('nan'):6.1f}x")
+                print(f"    rows shown after clearing the filter: before {res['before']['actions'][0]['rows_after_clear']},"
+                      f" after {res['after']['actions'][0]['rows_after_clear']}")
     write_json(args.json, results)
     return 0
 

@@ -98,6 +98,7 @@ class HistoryScreen(RunActions):
         self.loaded = False  # first load done (tests and snapshots wait on it)
         self._read_signature: tuple[int, ...] = ()
         self.reader = RunsReader()
+        self._filtered: tuple[tuple[str, str, int] | None, list[dict[str, Any]]] = (None, [])
         self._reading = False  # a read's thread is running (our own guard: see the module's docstring)
         self._again: bool | None = None  # a read was asked meanwhile: None = no, else whether a full one
 
@@ -206,8 +207,12 @@ class HistoryScreen(RunActions):
 
     def redraw(self) -> None:
         text = self.query_one("#history-filter", Input).value
-        status = self.query_one("#history-status", Select).value
-        self.shown = sort_rows(filter_rows(self.rows, text, str(status)), self.sort_key, self.descending)
+        status = str(self.query_one("#history-status", Select).value)
+        key = (text, status, id(self.rows))  # self.rows is a new list whenever a row changes
+        if self._filtered[0] != key:  # a sort or a mark keeps the filter's result (37 ms at 10,000 runs)
+            everything = not text.strip() and status == "all"  # a cleared filter: no row to test
+            self._filtered = (key, list(self.rows) if everything else filter_rows(self.rows, text, status))
+        self.shown = sort_rows(self._filtered[1], self.sort_key, self.descending)
         self.query_one(RunsTable).show(self.shown, self.marked, self.sort_key, self.descending)
         self._show_info()
 

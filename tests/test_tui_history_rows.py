@@ -123,3 +123,59 @@ async def test_a_mark_redraws_its_cell_only_and_survives_a_refresh(db):
         await until(pilot, lambda: "renamed" in drawn(table)[1])
         assert screen.marked == {rid} and table.current_id() == rid and drawn(table)[3].lstrip().startswith("●")
         other.close()
+
+
+class DyingLauncher:
+    """Reconcile finds every running run's processes gone, slowly (a busy box): it becomes lost."""
+
+    def __init__(self, delay: float = 0.2):
+        self.delay = delay
+        self.kill = True
+        self.inside = 0
+        self.most_inside = 0
+        self.calls = 0
+
+    def reconcile(self, store: Store, run_id: str) -> dict[str, Any]:
+        import time
+
+        self.calls += 1
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        time.sleep(self.delay)
+        if self.kill:
+            store.finish_run(run_id, "lost")
+        self.inside -= 1
+        return {}
+
+
+@pytest.mark.anyio
+async def test_the_table_is_painted_before_running_runs_are_reconciled_and_reads_never_overlap(tmp_path):
+    from test_tui_history import RUN_IDS, build_store
+
+    db = tmp_path / "runs.db"
+    build_store(db).close()  # five runs, one of them running
+    launcher = DyingLauncher()
+    loaded: list[dict[str, str]] = []
+
+    def hook(message: Any) -> None:
+        if isinstance(message, HistoryScreen.RowsLoaded):
+            loaded.append({r["id"]: r["status"] for r in message.changes.rows})
+
+    app = Host(db, lambda s: HistoryScreen(s, refresh_s=0, reconcile=True), launcher=launcher)
+    async with app.run_test(size=(120, 30), message_hook=hook) as pilot:
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.loaded)
+        assert loaded[0][RUN_IDS["still-going"]] == "running"  # painted with what the store said
+        await until(pilot, lambda: screen.by_id[RUN_IDS["still-going"]]["status"] == "lost")
+        launcher.kill = False  # from now on a running run stays running, and each reconcile takes 0.2 s
+        other = Store(db)
+        other.update_run(RUN_IDS["baseline"], status="running")
+        other.close()
+        await until(pilot, lambda: not screen._reading)
+        calls = launcher.calls
+        for _ in range(5):  # ctrl+r pressed again and again while a read (and its reconcile) runs
+            screen.load(full=True)
+        await until(pilot, lambda: not screen._reading and screen._again is None)
+        assert launcher.calls - calls == 2  # the five asks made one read, then one more after it
+        assert screen.by_id[RUN_IDS["baseline"]]["status"] == "running"
+    assert launcher.most_inside == 1  # one read at a time: never two reconciles at once

@@ -320,18 +320,22 @@ def screen_table(res: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     return [(label, b * 1000 if u == "ms" else b, a * 1000 if u == "ms" else a, u) for label, b, a, u in out]
 
 
-def measure(db: Path, rounds: int) -> dict[str, Any]:
-    before, after = [], []
+def measure(db: Path, rounds: int, old_root: Path | None = None) -> dict[str, Any]:
+    """`runs --json`: the legacy summary loop, the old commit's command (``old_root``) and this checkout's."""
+    before, old, after = [], [], []
     for _ in range(rounds):  # interleaved, so a busy moment of the shared box hits both
         dt, out_b = timed([sys.executable, "-c", BEFORE, str(db)])
         before.append(dt)
+        if old_root is not None:
+            dt, out_o = timed([sys.executable, "-c", LAUNCH, str(old_root), "--db", str(db), "runs", "--json"])
+            old.append(dt)
         dt, out_a = timed([*gpt2_tui(), "--db", str(db), "runs", "--json"])
         after.append(dt)
-    same = json.loads(out_b) == json.loads(out_a)
+    same = json.loads(out_b) == json.loads(out_a) and (old_root is None or json.loads(out_o) == json.loads(out_a))
     _, out = timed([sys.executable, "-c", DATA_VERSION, str(db)])
     per_call = float(out.strip())
-    return {"before_s": summary(before), "after_s": summary(after), "same_output": same,
-            "data_version_us": per_call * 1e6}
+    return {"before_s": summary(before), "old_commit_s": summary(old) if old else None, "after_s": summary(after),
+            "same_output": same, "data_version_us": per_call * 1e6}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -358,17 +362,18 @@ def main(argv: list[str] | None = None) -> int:
                 db.parent.mkdir(parents=True, exist_ok=True)
                 built = build(db, runs, steps)
                 print(f"  built through Store.ingest in {built:.1f} s ({runs * steps / built:,.0f} metric rows/s)")
-            r = measure(db, rounds)
+            before = old_tree(args.before, base / f"tree-{args.before}")
+            r = measure(db, rounds, before)
             results["sizes"][f"{runs}x{steps}"] = r
             b, a = r["before_s"]["median"], r["after_s"]["median"]
             print(f"  `runs --json` before (3 queries a run): {fmt_summary(r['before_s'], ' s', 2)}")
-            print(f"  `runs --json` after (one query):        {fmt_summary(r['after_s'], ' s', 2)}")
+            print(f"  `runs --json` of {args.before}:            {fmt_summary(r['old_commit_s'], ' s', 2)}")
+            print(f"  `runs --json` this checkout:           {fmt_summary(r['after_s'], ' s', 2)}")
             print(f"  ratio before/after: {b / a:.2f}x; same JSON: {r['same_output']}; "
                   f"data_version(): {r['data_version_us']:.1f} us a call")
             if runs >= 10_000:
                 print(f"  target <= 1 s at 10,000 runs: {'met' if a <= 1.0 else 'NOT MET'} ({a:.2f} s)")
             if not args.no_screen:
-                before = old_tree(args.before, base / f"tree-{args.before}")
                 res = measure_screen(db, runs, before, args.screen_rounds or (1 if args.quick else 2),
                                      args.idle if not args.quick else 5.0, base)
                 r["screen"] = res

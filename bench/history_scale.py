@@ -191,10 +191,19 @@ def build(db: Path, runs: int, steps: int) -> float:
     return time.perf_counter() - t0
 
 
+CPU_SPENT: list[float] = []  # CPU seconds (user + system) of each command ``timed`` ran, in order
+
+
 def timed(argv: list[str]) -> tuple[float, str]:
+    """Wall time of a command (and its CPU time, appended to CPU_SPENT: on a loaded box it is the cost)."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(argv, capture_output=True, text=True, env=bench_env(), cwd=ROOT, timeout=600)
     dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SPENT.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     if out.returncode != 0:
         raise SystemExit(f"{argv[:3]} failed: {out.stderr[-2000:]}")
     return dt, out.stdout
@@ -322,19 +331,22 @@ def screen_table(res: dict[str, Any]) -> list[tuple[str, float, float, str]]:
 
 def measure(db: Path, rounds: int, old_root: Path | None = None) -> dict[str, Any]:
     """`runs --json`: the legacy summary loop, the old commit's command (``old_root``) and this checkout's."""
-    before, old, after = [], [], []
+    before, old, after, old_cpu, after_cpu = [], [], [], [], []
     for _ in range(rounds):  # interleaved, so a busy moment of the shared box hits both
         dt, out_b = timed([sys.executable, "-c", BEFORE, str(db)])
         before.append(dt)
         if old_root is not None:
             dt, out_o = timed([sys.executable, "-c", LAUNCH, str(old_root), "--db", str(db), "runs", "--json"])
             old.append(dt)
+            old_cpu.append(CPU_SPENT[-1])
         dt, out_a = timed([*gpt2_tui(), "--db", str(db), "runs", "--json"])
         after.append(dt)
+        after_cpu.append(CPU_SPENT[-1])
     same = json.loads(out_b) == json.loads(out_a) and (old_root is None or json.loads(out_o) == json.loads(out_a))
     _, out = timed([sys.executable, "-c", DATA_VERSION, str(db)])
     per_call = float(out.strip())
     return {"before_s": summary(before), "old_commit_s": summary(old) if old else None, "after_s": summary(after),
+            "old_commit_cpu_s": summary(old_cpu) if old_cpu else None, "after_cpu_s": summary(after_cpu),
             "same_output": same, "data_version_us": per_call * 1e6}
 
 
@@ -369,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  `runs --json` before (3 queries a run): {fmt_summary(r['before_s'], ' s', 2)}")
             print(f"  `runs --json` of {args.before}:            {fmt_summary(r['old_commit_s'], ' s', 2)}")
             print(f"  `runs --json` this checkout:           {fmt_summary(r['after_s'], ' s', 2)}")
+            print(f"  CPU of it: {args.before} {fmt_summary(r['old_commit_cpu_s'], ' s', 2)};"
+                  f" this checkout {fmt_summary(r['after_cpu_s'], ' s', 2)}")
             print(f"  ratio before/after: {b / a:.2f}x; same JSON: {r['same_output']}; "
                   f"data_version(): {r['data_version_us']:.1f} us a call")
             if runs >= 10_000:

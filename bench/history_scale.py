@@ -358,10 +358,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", default="28bcc86", help="the commit whose history screen is 'before'")
     ap.add_argument("--no-screen", action="store_true", help="only `runs --json`")
     ap.add_argument("--screen-rounds", type=int, default=None, help="rounds of the screen arms (default 2)")
+    ap.add_argument("--only", type=int, help="only the database of this many runs (1000 or 10000)")
     ap.add_argument("--idle", type=float, default=20.0, help="seconds the idle history's CPU is measured over")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     sizes = [(200, 100), (1000, 100)] if args.quick else [(1000, 1000), (10_000, 300)]
+    sizes = [s for s in sizes if args.only in (None, s[0])]
     rounds = args.rounds or (1 if args.quick else 3)
     print(f"history scale benchmark; machine {machine()}")
     results: dict[str, Any] = {"machine": machine(), "sizes": {}}

@@ -223,7 +223,9 @@ class HistoryScreen(RunActions):
         if self.marked:
             info += f" · {len(self.marked)} marked (c compares)"
         info += f" · sorted by {SORT_COLUMNS[self.sort_key]} {'▼' if self.descending else '▲'}"
-        self.query_one("#history-info", Static).update(info)
+        # One line high by CSS and as wide as the screen: a new text needs no layout of the whole screen
+        # (Static.update lays it out by default: a full layout per sort, mark or keystroke).
+        self.query_one("#history-info", Static).update(info, layout=False)
 
     def current_row(self) -> dict[str, Any] | None:
         rid = self.query_one(RunsTable).current_id()

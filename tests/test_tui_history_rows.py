@@ -179,3 +179,22 @@ async def test_the_table_is_painted_before_running_runs_are_reconciled_and_reads
         assert launcher.calls - calls == 2  # the five asks made one read, then one more after it
         assert screen.by_id[RUN_IDS["baseline"]]["status"] == "running"
     assert launcher.most_inside == 1  # one read at a time: never two reconciles at once
+
+
+@pytest.mark.anyio
+async def test_a_running_runs_new_steps_are_drawn_in_its_line(tmp_path):
+    """The refresh of a running run redraws its row in place (no new order, no other row rebuilt)."""
+    store = Store(tmp_path / "runs.db")
+    for i in range(40):
+        add_run(store, i, "running" if i == 38 else "finished", steps=3)
+    rid = "20231114-000038-abcd"
+    app = Host(tmp_path / "runs.db", lambda s: HistoryScreen(s, refresh_s=0.05, reconcile=False))
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen, table = await opened(pilot)
+        assert "3/3" in drawn(table)[2] and "run 38" in drawn(table)[2]
+        step = {"v": 1, "seq": 4, "t": 1.7e9, "type": "step", "step": 4, "epoch": 0.2, "loss": 0.5, "lr": 1e-3,
+                "samples_per_s": 100.0, "tokens_per_s": 1000.0, "step_time": 0.1}
+        store.ingest(rid, 1, 2, [step])  # the follower, in another connection
+        await until(pilot, lambda: "4/3" in drawn(table)[2])
+        assert "run 38" in drawn(table)[2] and "run 39" in drawn(table)[1]  # same places
+    store.close()

@@ -183,7 +183,10 @@ class HistoryScreen(RunActions):
             self.by_id.pop(rid, None)
         for r in changed:
             self.by_id[r["id"]] = r
-        self.rows = sorted(self.by_id.values(), key=lambda r: r.get("created_at") or 0, reverse=True)
+        if first or ch.removed or any(old[rid] is None for rid in old):  # runs came or went: order again
+            self.rows = sorted(self.by_id.values(), key=lambda r: r.get("created_at") or 0, reverse=True)
+        else:  # the same runs, some of them new dicts: in their places (created_at never changes)
+            self.rows = [self.by_id[r["id"]] for r in self.rows]
         self._rows_version += 1
         self.marked &= set(self.by_id)
         if first or ch.removed or not self._update_in_place(changed, old):

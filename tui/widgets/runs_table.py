@@ -172,13 +172,31 @@ class RunsTable(DataTable):
             self.move_cursor(row=0, animate=False)
 
     def update_rows(self, rows: Iterable[dict[str, Any]]) -> None:
-        """New contents for rows already shown, in the same places (a running run's steps)."""
+        """New contents for rows already shown, in the same places (a running run's steps): only their
+        lines are drawn again, unless a column's width changes (then the whole table is)."""
+        changed = []
         for r in rows:
             if r["id"] in self._shown:
                 self._shown[r["id"]] = r
                 self._data.pop(self._key(r["id"]), None)
+                changed.append(r["id"])
+        widths = list(self._content_widths)
         self._fit_widths()
-        self._invalidate(new_data=False)
+        if widths != self._content_widths:
+            self._invalidate(new_data=False)
+        elif changed:
+            self._redraw_rows(changed)
+
+    def _redraw_rows(self, ids: Iterable[str]) -> None:
+        # The render caches are keyed by place, not content: drop them, but keep _update_count (it keys
+        # every line of the table) so that only the lines refreshed here are drawn again.
+        for cache in (self._row_render_cache, self._cell_render_cache, self._row_renderable_cache,
+                      self._line_cache):
+            cache.clear()
+        for rid in ids:
+            index = self._row_locations.get(self._key(rid))
+            if index is not None:
+                self.refresh_row(index)
 
     def set_marks(self, marked: set[str]) -> None:
         """Redraw only the mark cells that changed (one line for one mark, not the whole table)."""
@@ -190,13 +208,7 @@ class RunsTable(DataTable):
             if made is not None:
                 made[col] = mark_cell(rid in marked)
         if changed:
-            # The render caches are keyed by place, not content: drop them, but keep _update_count (it
-            # keys every line of the table) so only the lines refreshed below are drawn again.
-            for cache in (self._row_render_cache, self._cell_render_cache, self._row_renderable_cache,
-                          self._line_cache):
-                cache.clear()
-            for rid in changed:
-                self.refresh_row(self._row_locations.get(self._key(rid)) or 0)
+            self._redraw_rows(changed)
 
     def current_id(self) -> str | None:
         if not self.row_ids or not (0 <= self.cursor_row < len(self.row_ids)):

@@ -252,11 +252,9 @@ async def test_running_runs_refresh_on_the_timer(db, tmp_path):
 @pytest.mark.anyio
 async def test_an_idle_history_reads_nothing_until_the_store_changes(db, monkeypatch):
     """No run running and no commit: the timer reads nothing (a 10,000-run table costs seconds a read)."""
-    from tui.screens import history
-
-    reads: list[float] = []
-    real = history.runs_table
-    monkeypatch.setattr(history, "runs_table", lambda *a, **k: reads.append(time.monotonic()) or real(*a, **k))
+    reads: list[float] = []  # every read of run rows from the store, by anyone
+    real = Store.table_runs
+    monkeypatch.setattr(Store, "table_runs", lambda *a, **k: reads.append(time.monotonic()) or real(*a, **k))
     store = Store(db)
     for r in store.running_runs():  # the fixture has a running run: end it, so the table is idle
         store.finish_run(r["id"], "stopped")

@@ -35,6 +35,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._arms import Settings, run_ours, run_ref, use_sampler  # noqa: E402
 from bench._common import PY, ROOT, bench_env, fmt_summary, machine, summary, write_json  # noqa: E402
 from bench.sst2_like import write_sst2_like  # noqa: E402
 
@@ -47,7 +48,6 @@ LR = {"tiny": 3e-3, "small4": 1e-3}
 # Steps per run. The reference takes ~3 s a step on small4 on this 2-core box, so its runs stay short;
 # 30 steps are enough for a steady-state rate, not for a meaningful accuracy (tiny's 120 are).
 STEPS = {"tiny": 120, "small4": 30}
-MAX_SEQ = 128
 
 
 # --------------------------------------------------------------------------- workers (subprocesses)
@@ -89,120 +89,37 @@ def _pad_stats(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
             "pad_fraction": sum(padded) / sum(total), "mean_real_tokens": statistics.fmean(r for _, _, r in shapes)}
 
 
-def worker_ours(a: argparse.Namespace) -> dict[str, Any]:
-    """Our trainer. ``--random-batches`` swaps its length-grouped sampler for run_glue's random batches, and
-    ``--chunk-batches N`` changes its sort window (core.batching.CHUNK_BATCHES, 50), everything else unchanged:
-    to tell what length grouping does to speed and accuracy from the rest of our path."""
-    from core import batching
-    from core import train as ct
+def _settings(a: argparse.Namespace) -> Settings:
+    return Settings(model=a.model, data=a.data, tmp=a.tmp, steps=a.steps, batch=a.batch, eval_batch=a.eval_batch,
+                    lr=a.lr, seed=a.seed)
 
-    if a.random_batches:
-        import numpy as np
 
-        def random_global_batches(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                                  chunk_batches: int = 0) -> list[list[int]]:
-            order = np.random.default_rng([seed, epoch]).permutation(len(lengths))
-            return [order[i : i + global_batch].tolist() for i in range(0, len(order), global_batch)]
-
-        batching.global_batches = random_global_batches  # type: ignore[assignment]
-    elif a.chunk_batches:
-        grouped = batching.global_batches
-
-        def rechunked(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                      chunk_batches: int = 0) -> list[list[int]]:
-            return grouped(lengths, global_batch, world, seed, epoch, a.chunk_batches)
-
-        batching.global_batches = rechunked  # type: ignore[assignment]
-
-    run_dir = Path(a.tmp) / f"ours-{time.time_ns()}"
-    argv = ["--run_dir", str(run_dir), "--model_dir", a.model, "--data_dir", a.data,
-            "--max_seq_length", str(MAX_SEQ), "--per_device_train_batch_size", str(a.batch),
-            "--per_device_eval_batch_size", str(a.eval_batch), "--learning_rate", str(a.lr),
-            "--warmup_ratio", "0.1", "--weight_decay", "0.01", "--max_steps", str(a.steps),
-            "--logging_steps", "1", "--save_steps", str(a.steps), "--eval_steps", str(a.steps),
-            "--device", "cpu", "--devices", "cpu:1", "--seed", str(a.seed)]
-    ns, cfg = ct.parse_args(argv)
-    tr = ct.Trainer(ns, cfg)
+def _worker(a: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """One side, timed at every step (bench/_arms.py runs it); accuracy from its own evaluation at the end."""
     times: list[float] = []
     cpus: list[float] = []
-    samples: list[int] = []
     shapes: list[tuple[int, int, int]] = []
-    inner = tr.train_step
 
-    def timed_step(rows: list[int]) -> Any:
-        out = inner(rows)
+    def on_step(rows: int, padded: int, real: int) -> None:
         times.append(time.perf_counter())
         cpus.append(time.process_time())
-        lens = tr.train_enc.lengths[rows]
-        samples.append(len(rows))
-        shapes.append((len(rows), int(lens.max()), int(lens.sum())))
-        return out
+        shapes.append((rows, padded, real))
 
-    tr.train_step = timed_step  # type: ignore[method-assign]
-    rc = tr.run()
-    evs = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    ev = [e for e in evs if e["type"] == "eval"][-1]
-    return {"rc": rc, "steps": len(times), "accuracy": ev["accuracy"], "eval_loss": ev["loss"],
-            **_window(times, cpus, samples, a.warmup), **_pad_stats(shapes)}
+    res = run(_settings(a), on_step=on_step)
+    return {**res, "steps": len(times), **_window(times, cpus, [b for b, _, _ in shapes], a.warmup),
+            **_pad_stats(shapes)}
+
+
+def worker_ours(a: argparse.Namespace) -> dict[str, Any]:
+    """Our trainer. ``--random-batches`` swaps its length-grouped sampler for run_glue's random batches, and
+    ``--chunk-batches N`` changes its sort window (core.batching.CHUNK_BATCHES), everything else unchanged:
+    to tell what length grouping does to speed and accuracy from the rest of our path."""
+    use_sampler("random" if a.random_batches else f"chunk{a.chunk_batches}" if a.chunk_batches else "grouped")
+    return _worker(a, run_ours)
 
 
 def worker_ref(a: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-    import paddle
-    from paddlenlp.data import DataCollatorWithPadding
-    from paddlenlp.datasets import MapDataset
-    from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
-    from paddlenlp.transformers import GPTForSequenceClassification, GPTTokenizer
-
-    tok = GPTTokenizer.from_pretrained(a.model)
-    if tok.pad_token_id is None:  # run_glue pads GPT with EOS
-        tok.pad_token = tok.eos_token
-    pad = int(tok.pad_token_id)
-
-    def load(name: str) -> MapDataset:
-        lines = (Path(a.data) / name).read_text(encoding="utf-8").splitlines()[1:]
-        rows = []
-        for line in lines:
-            s, y = line.rsplit("\t", 1)
-            rows.append({"input_ids": tok(s, max_length=MAX_SEQ, truncation=True)["input_ids"], "labels": int(y)})
-        return MapDataset(rows)
-
-    train_ds, dev_ds = load("train.tsv"), load("dev.tsv")
-    paddle.seed(a.seed)
-    model = GPTForSequenceClassification.from_pretrained(a.model, num_labels=2, dtype="float32")
-    times: list[float] = []
-    cpus: list[float] = []
-    shapes: list[tuple[int, int, int]] = []
-
-    class StepClock(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            times.append(time.perf_counter())
-            cpus.append(time.process_time())
-
-    class Recording(Trainer):
-        def training_step(self, model: Any, inputs: dict[str, Any]) -> Any:
-            ids = inputs["input_ids"].numpy()
-            shapes.append((ids.shape[0], ids.shape[1], int((ids != pad).sum())))
-            return super().training_step(model, inputs)
-
-    def metrics(p: Any) -> dict[str, float]:
-        preds = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
-        return {"accuracy": float((np.argmax(preds, axis=-1) == p.label_ids.reshape(-1)).mean())}
-
-    args = TrainingArguments(
-        output_dir=str(Path(a.tmp) / f"ref-{time.time_ns()}"), do_train=True, max_steps=a.steps,
-        per_device_train_batch_size=a.batch, per_device_eval_batch_size=a.eval_batch, learning_rate=a.lr,
-        warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, logging_steps=1, save_strategy="no",
-        evaluation_strategy="no", seed=a.seed, disable_tqdm=True, device="cpu", dataloader_num_workers=0,
-        report_to=["none"],
-    )
-    trainer = Recording(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
-                        data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics,
-                        callbacks=[StepClock()])
-    trainer.train()
-    ev = trainer.evaluate()
-    return {"rc": 0, "steps": len(times), "accuracy": ev["eval_accuracy"], "eval_loss": ev.get("eval_loss"),
-            **_window(times, cpus, [b for b, _, _ in shapes], a.warmup), **_pad_stats(shapes)}
+    return _worker(a, run_ref)
 
 
 # --------------------------------------------------------------------------- driver

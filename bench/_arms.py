@@ -8,8 +8,9 @@
 
 Both take the same settings (``Settings``): batch, lr with a 10 % linear warm-up then linear decay, AdamW
 (weight decay 0.01, clip 1.0), fp32, max_seq_length 128, seed, steps. Both call ``on_step(rows, padded_len,
-real_tokens)`` right after each optimiser step and ``on_eval(step, t0, t1, accuracy, loss)`` around each dev
-evaluation (``time.time()`` at its start and end), so a bench can time steps and take evaluations off its clock.
+real_tokens)`` right after each optimiser step and ``on_eval(step, accuracy, loss, Span)`` after each dev
+evaluation (the span: ``time.time()`` and ``time.process_time()`` at its start and end), so a bench can time
+steps and take evaluations off its clock.
 
 ``use_sampler`` swaps our sampler (core.batching.global_batches) for an alternative in this process only, to
 tell what the batching rule does from the rest of our path.
@@ -28,7 +29,27 @@ from typing import Any
 
 MAX_SEQ = 128
 OnStep = Callable[[int, int, int], None]
-OnEval = Callable[[int, float, float, float, float], None]
+
+
+@dataclass
+class Span:
+    """Wall (time.time) and process CPU (time.process_time) at the start and end of an evaluation."""
+
+    t0: float
+    t1: float
+    c0: float
+    c1: float
+
+    @classmethod
+    def start(cls) -> Span:
+        return cls(time.time(), 0.0, time.process_time(), 0.0)
+
+    def stop(self) -> Span:
+        self.t1, self.c1 = time.time(), time.process_time()
+        return self
+
+
+OnEval = Callable[[int, float, float, Span], None]
 
 
 @dataclass
@@ -48,7 +69,7 @@ def _noop_step(rows: int, padded: int, real: int) -> None:
     pass
 
 
-def _noop_eval(step: int, t0: float, t1: float, acc: float, loss: float) -> None:
+def _noop_eval(step: int, acc: float, loss: float, span: Span) -> None:
     pass
 
 
@@ -107,9 +128,9 @@ def run_ours(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_
     inner_eval = loop.evaluate_dev
 
     def timed_eval(*args: Any, **kw: Any) -> Any:
-        t0 = time.time()
+        span = Span.start()
         res = inner_eval(*args, **kw)
-        on_eval(tr.global_step, t0, time.time(), float(res.accuracy), float(res.loss))
+        on_eval(tr.global_step, float(res.accuracy), float(res.loss), span.stop())
         return res
 
     tr.train_step = timed_step  # type: ignore[method-assign]
@@ -129,7 +150,7 @@ def run_ref(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_e
     import paddle
     from paddlenlp.data import DataCollatorWithPadding
     from paddlenlp.datasets import MapDataset
-    from paddlenlp.trainer import Trainer, TrainingArguments
+    from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
     from paddlenlp.transformers import GPTForSequenceClassification, GPTTokenizer
 
     tok = GPTTokenizer.from_pretrained(s.model)
@@ -157,13 +178,11 @@ def run_ref(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_e
             return super().training_step(model, inputs)
 
         def evaluate(self, *args: Any, **kw: Any) -> dict[str, float]:
-            t0 = time.time()
+            span = Span.start()
             res = super().evaluate(*args, **kw)
             last.update(accuracy=float(res["eval_accuracy"]), loss=float(res["eval_loss"]))
-            on_eval(int(self.state.global_step), t0, time.time(), last["accuracy"], last["loss"])
+            on_eval(int(self.state.global_step), last["accuracy"], last["loss"], span.stop())
             return res
-
-    from paddlenlp.trainer import TrainerCallback
 
     class StepHook(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:

@@ -197,7 +197,7 @@ def report(runs: dict[str, list[dict[str, Any]]], target: float, label: str) -> 
 
 def ladder(runs: dict[str, list[dict[str, Any]]], levels: tuple[float, ...]) -> dict[str, Any]:
     print("\n  time to each accuracy (wall s, median over seeds; seeds that reached it):")
-    print("  " + f"{'arm':<16}" + "".join(f"{lv:>14.2f}" for lv in levels))
+    print("  " + f"{'arm':<16}" + "".join(f"{lv:>14.4g}" for lv in levels))
     out: dict[str, Any] = {}
     for k, rs in runs.items():
         cells = []

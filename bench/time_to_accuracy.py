@@ -183,9 +183,13 @@ def report(runs: dict[str, list[dict[str, Any]]], target: float, label: str) -> 
                 continue
             ratio = med(arm["wall"]) / med(ref["wall"])
             ratio_c = med(arm["cpu"]) / med(ref["cpu"])
-            paired = [o / f for o, f in zip(arm["wall"], ref["wall"], strict=True) if math.isfinite(f)]
-            diffs = [o - f for o, f in zip(arm["final"], ref["final"], strict=True)]
+            ref_at = {r["seed"]: j for j, r in enumerate(runs["ref"])}  # paired by seed
+            pairs = [(i, ref_at[r["seed"]]) for i, r in enumerate(runs[k]) if r["seed"] in ref_at]
+            paired = [arm["wall"][i] / ref["wall"][j] for i, j in pairs if math.isfinite(ref["wall"][j])]
+            diffs = [arm["final"][i] - ref["final"][j] for i, j in pairs]
             sd = statistics.stdev(diffs) if len(diffs) > 1 else math.nan
+            if not diffs:
+                continue
             arm.update(ratio_wall=ratio, ratio_cpu=ratio_c, paired_ratio=paired, final_diff=diffs)
             met = ratio <= 0.5 and med(arm["final"]) >= med(ref["final"])
             print(f"  {k} / ref: time to target {_f(ratio, 'x', 2)} wall, {_f(ratio_c, 'x', 2)} CPU (per seed "
@@ -196,17 +200,38 @@ def report(runs: dict[str, list[dict[str, Any]]], target: float, label: str) -> 
 
 
 def ladder(runs: dict[str, list[dict[str, Any]]], levels: tuple[float, ...]) -> dict[str, Any]:
-    print("\n  time to each accuracy (wall s, median over seeds; seeds that reached it):")
-    print("  " + f"{'arm':<16}" + "".join(f"{lv:>14.4g}" for lv in levels))
+    """Median time and median step to each accuracy level: how fast each side learns, per second and per step."""
     out: dict[str, Any] = {}
-    for k, rs in runs.items():
-        cells = []
-        for lv in levels:
-            ts = [time_to(r, lv)[0] for r in rs]
-            out.setdefault(k, {})[str(lv)] = ts
-            cells.append(f"{_f(med(ts))} ({sum(map(math.isfinite, ts))}/{len(ts)})")
-        print("  " + f"{k:<16}" + "".join(f"{c:>14}" for c in cells))
+    for what, idx, unit in (("wall s", 0, ""), ("CPU s", 1, ""), ("step", 2, "")):
+        print(f"\n  {what} to each accuracy (median over seeds; seeds that reached it):")
+        print("  " + f"{'arm':<16}" + "".join(f"{lv:>14.4g}" for lv in levels))
+        for k, rs in runs.items():
+            cells = []
+            for lv in levels:
+                xs = [time_to(r, lv)[idx] for r in rs]
+                vals = [math.inf if x is None else float(x) for x in xs]
+                out.setdefault(k, {}).setdefault(what, {})[str(lv)] = vals
+                m = med(vals)
+                cells.append(f"{_f(m, unit, 0 if idx == 2 else 1)} ({sum(map(math.isfinite, vals))}/{len(vals)})")
+            print("  " + f"{k:<16}" + "".join(f"{c:>14}" for c in cells))
     return out
+
+
+def merged(paths: list[str]) -> tuple[dict[str, list[dict[str, Any]]], list[Any]]:
+    """Runs of several --json files, arm by arm (e.g. seeds 42-46 of one run and 47-51 of another)."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    machines = []
+    for p in paths:
+        data = json.loads(Path(p).read_text())
+        machines.append(data.get("machine"))
+        for k, rs in data["runs"].items():
+            runs.setdefault(k, []).extend(rs)
+    for k, rs in runs.items():
+        seeds = [r["seed"] for r in rs]
+        if len(set(seeds)) != len(seeds):
+            raise SystemExit(f"arm {k} has a seed twice across {paths}: {sorted(seeds)}")
+        rs.sort(key=lambda r: r["seed"])
+    return runs, machines
 
 
 # --------------------------------------------------------------------------- driver
@@ -226,6 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-train", type=int, default=8000)
     ap.add_argument("--threads", type=int, default=1, help="math threads per process (OMP_NUM_THREADS)")
     ap.add_argument("--json", help="write all results here")
+    ap.add_argument("--report", help="no runs: print the report of earlier --json files (comma list, merged by arm; "
+                    "arms missing a seed are compared on the seeds they share)")
     ap.add_argument("--worker", choices=["ours", "ref"], help=argparse.SUPPRESS)
     ap.add_argument("--sampler", default="grouped", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -237,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.worker:
         Path(a.result).write_text(json.dumps(worker(a)))
         return 0
+    if a.report:
+        runs, machines = merged(a.report.split(","))
+        results = {"machine": machines, "args": {k: v for k, v in vars(a).items() if v is not None}}
+        return finish(a, runs, results)
     if a.quick:
         a.seeds, a.steps, a.eval_every, a.n_train = min(a.seeds, 2), 150, 25, 4000
     arms = [x.strip() for x in a.arms.split(",") if x.strip()]
@@ -260,13 +291,19 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['load_before']:.1f}; accuracy per eval: {curve}", flush=True)
     for rs in runs.values():
         rs.sort(key=lambda r: r["seed"])
+    return finish(a, runs, results)
+
+
+def finish(a: argparse.Namespace, runs: dict[str, list[dict[str, Any]]], results: dict[str, Any]) -> int:
+    if a.target == "ref" and "ref" not in runs:
+        raise SystemExit("--target ref needs the ref arm: give a number as --target")
     if a.target == "ref":
         target, label = med([r["final_accuracy"] for r in runs["ref"]]), "median of the reference's final accuracy"
     else:
         target, label = float(a.target), "fixed"
     results["runs"] = runs
     results["report"] = report(runs, target, label)
-    results["ladder"] = ladder(runs, tuple(sorted({*LADDER, round(target, 4)})))
+    results["ladder"] = ladder(runs, tuple(sorted({*LADDER, target})))
     write_json(a.json, results)
     return 0
 

@@ -7,8 +7,8 @@
   reference down, which would flatter us).
 
 Both take the same settings (``Settings``): batch, lr with a 10 % linear warm-up then linear decay, AdamW
-(weight decay 0.01, clip 1.0), fp32, max_seq_length 128, seed, steps. Both call ``on_step(rows, padded_len,
-real_tokens)`` right after each optimiser step and ``on_eval(step, accuracy, loss, Span)`` after each dev
+(weight decay 0.01, clip 1.0), fp32, max_seq_length 128, seed, steps. Both call ``on_step(rows, padded_tokens,
+real_tokens)`` right after each optimiser step (padded tokens: what the step computed, over its micro-batches) and ``on_eval(step, accuracy, loss, Span)`` after each dev
 evaluation (the span: ``time.time()`` and ``time.process_time()`` at its start and end), so a bench can time
 steps and take evaluations off its clock.
 
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_SEQ = 128
+NOSPLIT = 10**12  # a call cost that no padding saving beats: one call a step
 OnStep = Callable[[int, int, int], None]
 
 
@@ -74,36 +75,42 @@ def _noop_eval(step: int, acc: float, loss: float, span: Span) -> None:
 
 
 def use_sampler(sampler: str) -> None:
-    """``grouped`` (ours, unchanged), ``random`` (run_glue's random batches), ``chunkN`` (our rule with a sort
-    window of N batches instead of core.batching.CHUNK_BATCHES)."""
+    """Our batching rule as it is (``grouped`` or ""), or changed by ``_``-joined parts: ``random`` (run_glue's
+    batches, each padded as one: no sort, no split), ``chunkN`` (a sort window of N global batches instead of
+    core.batching.CHUNK_BATCHES), ``costN`` (core.batching.CALL_COST_TOKENS = N), ``nosplit`` (one call a step,
+    as before the length split)."""
     import numpy as np
 
     from core import batching
 
-    if sampler in ("", "grouped"):
-        return
-    if sampler == "random":
-        def random_global_batches(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                                  chunk_batches: int = 0) -> list[list[int]]:
-            order = np.random.default_rng([seed, epoch]).permutation(len(lengths))
-            return [order[i : i + global_batch].tolist() for i in range(0, len(order), global_batch)]
+    for part in sampler.split("_") if sampler not in ("", "grouped") else []:
+        if part == "random":
+            def random_global_batches(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
+                                      chunk_batches: int = 0) -> list[list[int]]:
+                order = np.random.default_rng([seed, epoch]).permutation(len(lengths))
+                return [order[i : i + global_batch].tolist() for i in range(0, len(order), global_batch)]
 
-        batching.global_batches = random_global_batches  # type: ignore[assignment]
-        return
-    if sampler.startswith("chunk") and sampler[5:].isdigit():
-        grouped, window = batching.global_batches, int(sampler[5:])
+            batching.global_batches = random_global_batches  # type: ignore[assignment]
+            batching.CALL_COST_TOKENS = NOSPLIT
+        elif part == "nosplit":
+            batching.CALL_COST_TOKENS = NOSPLIT
+        elif part.startswith("cost") and part[4:].isdigit():
+            batching.CALL_COST_TOKENS = int(part[4:])
+        elif part.startswith("chunk") and part[5:].isdigit():
+            grouped, window = batching.global_batches, int(part[5:])
 
-        def rechunked(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                      chunk_batches: int = 0) -> list[list[int]]:
-            return grouped(lengths, global_batch, world, seed, epoch, window)
+            def rechunked(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
+                          chunk_batches: int = 0, _g: Any = grouped, _w: int = window) -> list[list[int]]:
+                return _g(lengths, global_batch, world, seed, epoch, _w)
 
-        batching.global_batches = rechunked  # type: ignore[assignment]
-        return
-    raise ValueError(f"unknown sampler {sampler!r}: use grouped, random or chunkN")
+            batching.global_batches = rechunked  # type: ignore[assignment]
+        else:
+            raise ValueError(f"unknown sampler part {part!r} in {sampler!r}: use random, chunkN, costN, nosplit")
 
 
 def run_ours(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_eval) -> dict[str, Any]:
     """Train with our path; returns rc and the last evaluation's accuracy and loss."""
+    from core import batching
     from core import train as ct
     from core.trainer import loop
 
@@ -118,12 +125,23 @@ def run_ours(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_
     ns, cfg = ct.parse_args(argv)
     tr = ct.Trainer(ns, cfg)
     inner_step = tr.train_step
+    inner_split = batching.length_micro_batches
+    calls: list[list[list[int]]] = []
+
+    def split(*args: Any, **kw: Any) -> list[list[int]]:  # remembers the step's micro-batches (no extra work)
+        groups = inner_split(*args, **kw)
+        calls.append(groups)
+        return groups
 
     def timed_step(rows: list[int]) -> Any:
+        calls.clear()
         out = inner_step(rows)
-        lens = tr.train_enc.lengths[rows]
-        on_step(len(rows), int(lens.max()), int(lens.sum()))
+        lens = tr.train_enc.lengths
+        padded = sum(len(g) * int(lens[g].max()) for g in calls[-1]) if calls else len(rows) * int(lens[rows].max())
+        on_step(len(rows), padded, int(lens[rows].sum()))
         return out
+
+    batching.length_micro_batches = split  # type: ignore[assignment]
 
     inner_eval = loop.evaluate_dev
 
@@ -139,6 +157,7 @@ def run_ours(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_
         rc = tr.run()
     finally:
         loop.evaluate_dev = inner_eval  # type: ignore[assignment]
+        batching.length_micro_batches = inner_split  # type: ignore[assignment]
     evs = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     ev = [e for e in evs if e["type"] == "eval"][-1]
     return {"rc": rc, "accuracy": ev["accuracy"], "eval_loss": ev["loss"]}
@@ -174,7 +193,7 @@ def run_ref(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_e
     class Recording(Trainer):
         def training_step(self, model: Any, inputs: dict[str, Any]) -> Any:
             ids = inputs["input_ids"].numpy()
-            self._shape = (ids.shape[0], ids.shape[1], int((ids != pad).sum()))
+            self._shape = (ids.shape[0], ids.shape[0] * ids.shape[1], int((ids != pad).sum()))
             return super().training_step(model, inputs)
 
         def evaluate(self, *args: Any, **kw: Any) -> dict[str, float]:

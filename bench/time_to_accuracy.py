@@ -54,7 +54,7 @@ LADDER = (0.70, 0.75, 0.80, 0.82, 0.84)
 
 # --------------------------------------------------------------------------- worker (a subprocess)
 def worker(a: argparse.Namespace) -> dict[str, Any]:
-    steps: list[tuple[float, float, int, int, int]] = []  # (wall, cpu, rows, padded length, real tokens)
+    steps: list[tuple[float, float, int, int, int]] = []  # (wall, cpu, rows, padded tokens, real tokens)
     evals: list[dict[str, Any]] = []
 
     def on_step(rows: int, padded: int, real: int) -> None:
@@ -90,7 +90,7 @@ def derive(res: dict[str, Any], t_launch: float) -> dict[str, Any]:
     t_a, t_b = steps[w - 1][0], steps[-1][0]
     in_window = sum(e["t1"] - e["t0"] for e in evals if t_a <= e["t0"] <= t_b)
     rows = sum(x[2] for x in steps[w:])
-    padded = sum(x[2] * x[3] for x in steps)
+    padded = sum(x[3] for x in steps)
     real = sum(x[4] for x in steps)
     return {**res, "evals": [{k: e[k] for k in ("step", "accuracy", "loss", "clock", "cpu_clock")} for e in evals],
             "n_steps": n, "startup_s": steps[0][0] - t_launch if steps else None,

@@ -82,9 +82,9 @@ def _window(times: list[float], cpus: list[float], samples: list[int], warmup: i
 
 
 def _pad_stats(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
-    """shapes: (rows, padded length, real tokens) per batch."""
-    padded = [b * L - real for b, L, real in shapes]
-    total = [b * L for b, L, _ in shapes]
+    """shapes: (rows, padded tokens computed, real tokens) per step."""
+    padded = [tokens - real for _, tokens, real in shapes]
+    total = [tokens for _, tokens, _ in shapes]
     return {"mean_batch_tokens": statistics.fmean(total), "mean_pad_tokens": statistics.fmean(padded),
             "pad_fraction": sum(padded) / sum(total), "mean_real_tokens": statistics.fmean(r for _, _, r in shapes)}
 
@@ -111,10 +111,10 @@ def _worker(a: argparse.Namespace, run: Any) -> dict[str, Any]:
 
 
 def worker_ours(a: argparse.Namespace) -> dict[str, Any]:
-    """Our trainer. ``--random-batches`` swaps its length-grouped sampler for run_glue's random batches, and
-    ``--chunk-batches N`` changes its sort window (core.batching.CHUNK_BATCHES), everything else unchanged:
-    to tell what length grouping does to speed and accuracy from the rest of our path."""
-    use_sampler("random" if a.random_batches else f"chunk{a.chunk_batches}" if a.chunk_batches else "grouped")
+    """Our trainer. ``--sampler`` changes its batching rule (bench/_arms.py use_sampler: random, chunkN, costN,
+    nosplit), everything else unchanged: to tell what the batching does to speed and accuracy from the rest of
+    our path."""
+    use_sampler(a.sampler)
     return _worker(a, run_ours)
 
 
@@ -126,11 +126,7 @@ def worker_ref(a: argparse.Namespace) -> dict[str, Any]:
 def run_worker(kind: str, model: Path, data: Path, tmp: Path, a: argparse.Namespace, lr: float,
                seed: int, steps: int, warmup: int) -> dict[str, Any]:
     out = tmp / f"{kind}-{time.time_ns()}.json"
-    extra = []
-    if kind == "ours-random":
-        extra = ["--random-batches"]
-    elif kind.startswith("ours-chunk"):
-        extra = ["--chunk-batches", kind.removeprefix("ours-chunk")]
+    extra = ["--sampler", kind.removeprefix("ours-")] if kind.startswith("ours-") else []
     worker = "ref" if kind == "ref" else "ours"
     cmd = [PY, str(Path(__file__).resolve()), "--worker", worker, *extra, "--model", str(model), "--data", str(data),
            "--tmp", str(tmp), "--steps", str(steps), "--warmup", str(warmup), "--batch", str(a.batch),
@@ -164,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write all results here")
     # worker mode (internal)
     ap.add_argument("--arms", default="ours,ref",
-                    help="comma list of sides: ours, ref, ours-random (our trainer with random batches), ours-chunkN "
-                         "(our trainer sorting windows of N batches instead of 50); default ours,ref")
+                    help="comma list of sides: ours, ref, ours-<sampler>: our trainer with another batching rule, "
+                         "_-joined parts of random (run_glue's batches), chunkN (sort window of N batches), costN "
+                         "(call cost N tokens), nosplit (one call a step); default ours,ref")
     ap.add_argument("--worker", choices=["ours", "ref", "build"], help=argparse.SUPPRESS)
-    ap.add_argument("--random-batches", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--chunk-batches", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--sampler", default="grouped", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -207,9 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 raise SystemExit(f"unknown model {name!r}: use tiny or small4")
             arms = [x.strip() for x in a.arms.split(",") if x.strip()]
-            bad = [x for x in arms if x not in ("ours", "ref", "ours-random") and not re.fullmatch(r"ours-chunk\d+", x)]
+            bad = [x for x in arms if x not in ("ours", "ref") and not re.fullmatch(r"ours-[a-z0-9_]+", x)]
             if bad:
-                raise SystemExit(f"unknown arm(s) {bad}: use ours, ref, ours-random, ours-chunkN")
+                raise SystemExit(f"unknown arm(s) {bad}: use ours, ref, ours-<sampler> (random, chunkN, costN, nosplit)")
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in arms}
             steps = a.steps or STEPS[name]
             warmup = a.warmup if a.warmup is not None else max(5, steps // 10)

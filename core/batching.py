@@ -18,6 +18,7 @@ import contextlib
 import csv
 import hashlib
 import io
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -29,7 +30,16 @@ import numpy as np
 
 # Bump when the encoding rules above change: old cache entries then stop matching.
 ENCODING_VERSION = "gpt2-tui-enc-1"
-CHUNK_BATCHES = 50  # a sort window of ~50 batches: little padding, yet batches still vary in length
+# The sort window, in global batches. 1: each global batch is a random draw of rows (run_glue's batches),
+# only sorted by length inside, and the padding is saved by ``length_micro_batches`` instead. Measured
+# (bench/time_to_accuracy.py, docs/BENCHMARKS.md section 10): a window of 50 batches padded 7 % but its
+# length-uniform batches learned slower per step (0.84 dev accuracy at step 475 in 3 of 5 seeds, against
+# step 350-375 in 5 of 5 with random batches) and ended ~2 points lower.
+CHUNK_BATCHES = 1
+# What one more forward+backward call costs, in padded tokens' worth of compute: the split below adds a
+# call only where it saves more padding than this. Chosen by measurement on gpt2-tiny on the CPU
+# (bench/time_to_accuracy.py --arms ours-costN; docs/BENCHMARKS.md section 10).
+CALL_COST_TOKENS = 64
 
 
 # --------------------------------------------------------------------------- sampler
@@ -41,10 +51,12 @@ def global_batches(
     epoch: int,
     chunk_batches: int = CHUNK_BATCHES,
 ) -> list[list[int]]:
-    """One epoch's global batches (lists of row indices), grouped by length.
+    """One epoch's global batches (lists of row indices), each sorted by length (longest first).
 
     Shuffle all rows (seeded by seed and epoch), cut the order into chunks of ``chunk_batches`` global
     batches, sort each chunk by length, cut it into global batches and shuffle the order of the batches.
+    With the default window of 1 a global batch is a random draw of rows, sorted inside; a wider window
+    groups rows of close length into the same batch (less padding in one call, but slower learning).
     Every row appears exactly once. A last batch with fewer than ``world`` rows joins the one before
     it, so that no rank ever gets an empty slice.
     """
@@ -69,6 +81,44 @@ def global_batches(
         batches.pop()
     perm = rng.permutation(len(batches))
     return [batches[i].tolist() for i in perm]
+
+
+def length_micro_batches(
+    lengths: Sequence[int] | np.ndarray, rows: Sequence[int], max_rows: int, call_cost: float | None = None
+) -> list[list[int]]:
+    """This rank's rows of one step cut into micro-batches of rows of close length, each padded on its own.
+
+    The rows are sorted by length (longest first, ties in the given order) and cut into contiguous groups of
+    at most ``max_rows`` rows, choosing the cut that minimises the padded tokens plus ``call_cost`` (default
+    CALL_COST_TOKENS) per group
+    (exact, by dynamic programming: O(n^2) for n rows, ~0.2 ms for 32). A step's loss is the mean over its
+    rows however they are cut (core.trainer.loop weights each micro-batch by its share), so the cut changes
+    the cost of a step, not what it learns.
+    """
+    rows = list(rows)
+    n = len(rows)
+    if n == 0:
+        return []
+    cost = CALL_COST_TOKENS if call_cost is None else call_cost
+    max_rows = max(1, max_rows)
+    lens = np.asarray(lengths)[rows]
+    order = np.argsort(-lens, kind="stable")
+    ls = lens[order].tolist()
+    best = [0.0] + [math.inf] * n  # best[j]: cost of the first j rows
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        cut[j] = max(0, j - max_rows)  # a valid cut even when every cost overflows
+        for i in range(max(0, j - max_rows), j):  # group rows i..j-1, padded to ls[i] (the longest)
+            v = best[i] + cost + (j - i) * ls[i]
+            if v < best[j]:
+                best[j], cut[j] = v, i
+    groups: list[list[int]] = []
+    j = n
+    while j > 0:
+        i = cut[j]
+        groups.append([rows[k] for k in order[i:j]])
+        j = i
+    return groups[::-1]
 
 
 def length_grouped_batches(

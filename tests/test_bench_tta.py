@@ -13,7 +13,7 @@ from bench.time_to_accuracy import derive, med, time_to  # noqa: E402
 
 def _run():
     # launched at t=100; 4 steps end at 110..113; evaluations after steps 2 and 4, 5 s and 7 s long
-    steps = [[110.0 + i, 10.0 + i, 32, 8, 200] for i in range(4)]
+    steps = [[110.0 + i, 10.0 + i, 32, 256, 200] for i in range(4)]
     evals = [{"step": 4, "accuracy": 0.9, "loss": 0.3, "t0": 118.0, "t1": 125.0, "c0": 18.0, "c1": 24.0},
              {"step": 2, "accuracy": 0.7, "loss": 0.5, "t0": 111.5, "t1": 116.5, "c0": 11.5, "c1": 15.5}]
     return derive({"rc": 0, "accuracy": 0.9, "eval_loss": 0.3, "steps": steps, "evals": evals}, t_launch=100.0)

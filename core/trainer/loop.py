@@ -128,7 +128,9 @@ class Trainer(TrainerSetup):
     def train_step(self, rows: list[int]) -> Any:
         """One optimiser step over this rank's rows: the loss is their mean however many micro-batches
         they take (each micro-batch's mean loss weighted by its share of the rows)."""
-        micro = schedule.micro_batches(rows, self.accum)
+        # at most the configured micro-batch (more accumulation after an out-of-memory trial), cut where the
+        # lengths change: random rows padded as one batch are ~72 % padding on SST-2, cut like this ~20 %
+        micro = batching.length_micro_batches(self.train_enc.lengths, rows, -(-len(rows) // self.accum))
         total: Any = None
         for i, mb in enumerate(micro):
             ids, labels, _ = batching.pad_batch(self.train_enc, mb, self.pad_id)

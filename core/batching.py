@@ -30,15 +30,18 @@ import numpy as np
 
 # Bump when the encoding rules above change: old cache entries then stop matching.
 ENCODING_VERSION = "gpt2-tui-enc-1"
-# The sort window, in global batches. 1: each global batch is a random draw of rows (run_glue's batches),
-# only sorted by length inside, and the padding is saved by ``length_micro_batches`` instead. Measured
-# (bench/time_to_accuracy.py, docs/BENCHMARKS.md section 10): a window of 50 batches padded 7 % but its
-# length-uniform batches learned slower per step (0.84 dev accuracy at step 475 in 3 of 5 seeds, against
-# step 350-375 in 5 of 5 with random batches) and ended ~2 points lower.
-CHUNK_BATCHES = 1
-# What one more forward+backward call costs, in padded tokens' worth of compute: the split below adds a
-# call only where it saves more padding than this. Chosen by measurement on gpt2-tiny on the CPU
-# (bench/time_to_accuracy.py --arms ours-costN; docs/BENCHMARKS.md section 10).
+# The sort window, in global batches: 64 shuffled rows are sorted by length and cut into 2 global batches,
+# so a batch is a random draw from the shorter or the longer half, and ``length_micro_batches`` saves the
+# padding inside it. Measured (bench/time_to_accuracy.py, gpt2-tiny, SST-2-like, 500 steps, 5 seeds; one
+# call a step): a window of 50 batches padded 7 %, but its length-uniform batches learned slower per step
+# (0.84 dev accuracy at a median step 475, in 3 of 5 seeds; final accuracy 2.5 points under the
+# reference); a window of 2 learned like random batches (step 350, 5 of 5; final -1.0 +- 2.8 points),
+# windows of 8 like 50. docs/BENCHMARKS.md section 10 has the curve.
+CHUNK_BATCHES = 2
+# What one more forward+backward call costs, in padded tokens' worth of compute: the split adds a call only
+# where it saves more padding than this. Measured on gpt2-tiny, one CPU thread (bench/train_throughput.py
+# arms ours-costN, per CPU-second): a step costs ~8.7 ms + ~4.5 ms a call + ~0.068 ms a padded token,
+# so a call is worth ~67 tokens. On SST-2-like data this pads ~22 % at ~2.2 calls a step (one call: 72 %).
 CALL_COST_TOKENS = 64
 
 
@@ -55,8 +58,8 @@ def global_batches(
 
     Shuffle all rows (seeded by seed and epoch), cut the order into chunks of ``chunk_batches`` global
     batches, sort each chunk by length, cut it into global batches and shuffle the order of the batches.
-    With the default window of 1 a global batch is a random draw of rows, sorted inside; a wider window
-    groups rows of close length into the same batch (less padding in one call, but slower learning).
+    A wide window groups rows of close length into the same batch (little padding in one call, but slower
+    learning: see CHUNK_BATCHES); a window of 1 makes every batch a random draw, sorted inside.
     Every row appears exactly once. A last batch with fewer than ``world`` rows joins the one before
     it, so that no rank ever gets an empty slice.
     """

@@ -1,4 +1,5 @@
-"""Length-grouped batches and the on-disk tokenisation cache (pure python + numpy: no paddle).
+"""Batches (random draws sorted by length, each step cut into length-close micro-batches) and the on-disk
+tokenisation cache (pure python + numpy: no paddle).
 
 Shared by core.train and core.evaluate so that both tokenise, truncate and pad identically: the
 evaluator must reproduce the training run's own dev accuracy exactly.
@@ -9,7 +10,7 @@ Encoding rules (GPTForSequenceClassification pools the last token that is not EO
 - truncation keeps the first ``max_seq_length`` tokens (run_glue truncates from the right too);
 - a sentence that encodes to nothing gets one token (the encoding of a space) so that the pooled
   position is never -1;
-- batches are padded on the right with EOS to the batch's own longest row.
+- a step's micro-batches are padded on the right with EOS to their own longest row.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The two training paths that bench/ compares, run inside a worker process, with hooks for what each bench measures.
 
 - ``run_ours``: ``core.train.Trainer`` in-process exactly as ``python core/train.py ...`` runs it (rank 0,
-  world 1): length-grouped batches (core.batching), token cache, step events batched at ~1 s flushes.
+  world 1): batches cut into length-close micro-batches (core.batching), token cache, ~1 s event flushes.
 - ``run_ref``: run_glue's setup on ``paddlenlp.trainer.Trainer``: ``DataCollatorWithPadding`` (random batches,
   each padded to its longest row), ``logging_steps=1``, ``report_to=none`` (VisualDL logging would slow the
   reference down, which would flatter us).

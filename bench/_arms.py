@@ -130,12 +130,12 @@ def run_ours(s: Settings, on_step: OnStep = _noop_step, on_eval: OnEval = _noop_
 
     def split(*args: Any, **kw: Any) -> list[list[int]]:  # remembers the step's micro-batches (no extra work)
         groups = inner_split(*args, **kw)
+        calls.clear()
         calls.append(groups)
         return groups
 
-    def timed_step(rows: list[int]) -> Any:
-        calls.clear()
-        out = inner_step(rows)
+    def timed_step(rows: list[int], micro: Any = None) -> Any:
+        out = inner_step(rows, micro)
         lens = tr.train_enc.lengths
         padded = sum(len(g) * int(lens[g].max()) for g in calls[-1]) if calls else len(rows) * int(lens[rows].max())
         on_step(len(rows), padded, int(lens[rows].sum()))

@@ -19,7 +19,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import math
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
@@ -88,39 +87,50 @@ def global_batches(
 
 
 def length_micro_batches(
-    lengths: Sequence[int] | np.ndarray, rows: Sequence[int], max_rows: int, call_cost: float | None = None
+    lengths: Sequence[int] | np.ndarray, rows: Sequence[int], max_rows: int, call_cost: float | None = None,
+    world: int = 1, rank: int = 0,
 ) -> list[list[int]]:
-    """This rank's rows of one step cut into micro-batches of rows of close length, each padded on its own.
+    """A step's global batch cut into micro-batches of rows of close length, each padded on its own; this
+    rank's share of each.
 
-    The rows are sorted by length (longest first, ties in the given order) and cut into contiguous groups of
-    at most ``max_rows`` rows, choosing the cut that minimises the padded tokens plus ``call_cost`` (default
-    CALL_COST_TOKENS) per group
-    (exact, by dynamic programming: O(n^2) for n rows, ~0.2 ms for 32). A step's loss is the mean over its
-    rows however they are cut (core.trainer.loop weights each micro-batch by its share), so the cut changes
-    the cost of a step, not what it learns.
+    The rows are sorted by length (longest first, ties in the given order) and cut into contiguous groups
+    (at multiples of ``world``, so every rank gets a row of every group and all ranks make the same number
+    of calls: DataParallel ranks that make different numbers of calls hang in gloo) of at most ``max_rows``
+    rows a rank, choosing the cut that minimises padded tokens a rank plus ``call_cost`` (default
+    CALL_COST_TOKENS) per group: exact, by dynamic programming (O(n^2) for n rows, ~0.2 ms for 32). Rank r
+    takes rows r, r + world, ... of each group: of a length-sorted global batch, that is ``rows[r::world]``.
+    A step's loss is the mean over its rows however they are cut (core.trainer.loop weights each
+    micro-batch by its share), so the cut changes the cost of a step, not what it learns.
     """
     rows = list(rows)
     n = len(rows)
     if n == 0:
         return []
+    world = max(1, min(world, n))
     cost = CALL_COST_TOKENS if call_cost is None else call_cost
-    max_rows = max(1, max_rows)
+    max_global = max(1, max_rows) * world
     lens = np.asarray(lengths)[rows]
     order = np.argsort(-lens, kind="stable")
     ls = lens[order].tolist()
-    best = [0.0] + [math.inf] * n  # best[j]: cost of the first j rows
-    cut = [0] * (n + 1)
-    for j in range(1, n + 1):
-        cut[j] = max(0, j - max_rows)  # a valid cut even when every cost overflows
-        for i in range(max(0, j - max_rows), j):  # group rows i..j-1, padded to ls[i] (the longest)
-            v = best[i] + cost + (j - i) * ls[i]
-            if v < best[j]:
-                best[j], cut[j] = v, i
+    cuts = sorted({*range(0, n, world), n})  # where a group may start or end
+    best = {0: 0.0}  # best[j]: cost of the first j rows
+    back: dict[int, int] = {}
+    for j in cuts[1:]:
+        # a group too big for max_rows beats one that leaves a rank without rows (only a short epoch tail
+        # with a 1-row micro-batch can need it)
+        options = ([i for i in cuts if i < j and world <= j - i <= max_global]
+                   or [max([i for i in cuts if i < j and j - i >= world] or [i for i in cuts if i < j])])
+        for i in options:  # group rows i..j-1, padded to ls[i] (the longest), ceil((j-i)/world) rows a rank
+            if i not in best:
+                continue
+            v = best[i] + cost + -(-(j - i) // world) * ls[i]
+            if j not in best or v < best[j]:
+                best[j], back[j] = v, i
     groups: list[list[int]] = []
     j = n
     while j > 0:
-        i = cut[j]
-        groups.append([rows[k] for k in order[i:j]])
+        i = back[j]
+        groups.append([rows[k] for k in order[i + rank : j : world]])
         j = i
     return groups[::-1]
 

@@ -94,6 +94,18 @@ def test_the_length_split_takes_every_row_once_in_length_close_groups(max_rows, 
     assert groups == batching.length_micro_batches(lengths, rows, max_rows, cost)  # deterministic
 
 
+@pytest.mark.parametrize("n,world,max_rows", [(32, 2, 16), (33, 2, 16), (35, 4, 8), (7, 3, 2), (64, 2, 4), (5, 2, 1)])
+def test_every_rank_makes_the_same_calls_and_gets_its_share_of_the_batch(n, world, max_rows):
+    # DataParallel ranks that make different numbers of calls hang in gloo: the cut is the same on every rank
+    lengths = np.random.default_rng(4).integers(1, 60, size=200)
+    batch = batching.global_batches(lengths[:n], n, world, seed=1, epoch=0)[0]  # one sorted global batch
+    per_rank = [batching.length_micro_batches(lengths, batch, max_rows, 64, world, r) for r in range(world)]
+    assert len({len(p) for p in per_rank}) == 1
+    assert all(len(mb) >= 1 for p in per_rank for mb in p)  # no rank ever gets an empty call
+    for r, p in enumerate(per_rank):
+        assert [i for mb in p for i in mb] == batch[r::world]
+
+
 def test_the_length_split_finds_the_cheapest_cut():
     lengths = np.array([40, 39, 38, 5, 5, 5, 5, 5])
     # one call: 8 x 40 = 320 tokens; two calls (40,39,38 | 5 x 5): 120 + 25 = 145 tokens + one more call

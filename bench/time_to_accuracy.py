@@ -151,7 +151,7 @@ def report(runs: dict[str, list[dict[str, Any]]], target: float, label: str) -> 
     out: dict[str, Any] = {"target": target, "target_rule": label, "arms": {}}
     print(f"\ntarget dev accuracy {target:.4f} ({label}); clock: launch -> start of the first evaluation at or "
           f"above it, earlier evaluations excluded")
-    print(f"  {'arm':<16} {'seed':>5} {'wall s':>7} {'CPU s':>7} {'step':>5} {'start-up s':>10} {'samples/s':>9} "
+    print(f"  {'arm':<22} {'seed':>5} {'wall s':>7} {'CPU s':>7} {'step':>5} {'start-up s':>10} {'samples/s':>9} "
           f"{'pad':>4} {'final acc':>9} {'eval s':>6} {'load':>9}")
     for k, rs in runs.items():
         arm: dict[str, Any] = {"wall": [], "cpu": [], "step": [], "final": [], "startup": [], "samples_per_s": [],
@@ -164,16 +164,16 @@ def report(runs: dict[str, list[dict[str, Any]]], target: float, label: str) -> 
             arm["final"].append(r["final_accuracy"])
             for m in ("startup", "samples_per_s", "pad_fraction", "eval_s"):
                 arm[m].append(r[m + ("_s" if m == "startup" else "")])
-            print(f"  {k:<16} {r['seed']:>5} {_f(wall):>7} {_f(cpu):>7} {step if step else '-':>5} "
+            print(f"  {k:<22} {r['seed']:>5} {_f(wall):>7} {_f(cpu):>7} {step if step else '-':>5} "
                   f"{_f(r['startup_s']):>10} {_f(r['samples_per_s'], digits=0):>9} {r['pad_fraction']:>4.0%} "
                   f"{r['final_accuracy']:>9.4f} {_f(r['eval_s']):>6} {r['load_before']:>4.1f}/{r['load_after']:<4.1f}")
         out["arms"][k] = arm
-    print(f"\n  {'arm':<16} {'time to target, wall s: median (range)':<40} {'CPU s median':>12} {'reached':>7} "
+    print(f"\n  {'arm':<22} {'time to target, wall s: median (range)':<40} {'CPU s median':>12} {'reached':>7} "
           f"{'final acc median (range)':>26} {'samples/s':>9}")
     for k, arm in out["arms"].items():
         fin = arm["final"]
         reached = sum(1 for x in arm["wall"] if math.isfinite(x))
-        print(f"  {k:<16} {_f(med(arm['wall'])) + ' (' + spread(arm['wall']) + ')':<40} {_f(med(arm['cpu'])):>12} "
+        print(f"  {k:<22} {_f(med(arm['wall'])) + ' (' + spread(arm['wall']) + ')':<40} {_f(med(arm['cpu'])):>12} "
               f"{reached}/{len(fin):<5} {f'{med(fin):.4f} ({min(fin):.4f}–{max(fin):.4f})':>26} "
               f"{_f(med([x for x in arm['samples_per_s'] if x]), digits=0):>9}")
     ref = out["arms"].get("ref")
@@ -204,7 +204,7 @@ def ladder(runs: dict[str, list[dict[str, Any]]], levels: tuple[float, ...]) -> 
     out: dict[str, Any] = {}
     for what, idx, unit in (("wall s", 0, ""), ("CPU s", 1, ""), ("step", 2, "")):
         print(f"\n  {what} to each accuracy (median over seeds; seeds that reached it):")
-        print("  " + f"{'arm':<16}" + "".join(f"{lv:>14.4g}" for lv in levels))
+        print("  " + f"{'arm':<22}" + "".join(f"{lv:>14.4g}" for lv in levels))
         for k, rs in runs.items():
             cells = []
             for lv in levels:
@@ -213,7 +213,7 @@ def ladder(runs: dict[str, list[dict[str, Any]]], levels: tuple[float, ...]) -> 
                 out.setdefault(k, {}).setdefault(what, {})[str(lv)] = vals
                 m = med(vals)
                 cells.append(f"{_f(m, unit, 0 if idx == 2 else 1)} ({sum(map(math.isfinite, vals))}/{len(vals)})")
-            print("  " + f"{k:<16}" + "".join(f"{c:>14}" for c in cells))
+            print("  " + f"{k:<22}" + "".join(f"{c:>14}" for c in cells))
     return out
 
 

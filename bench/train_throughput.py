@@ -5,7 +5,8 @@ size, learning rate schedule (linear, 10 % warm-up), AdamW (weight decay 0.01, c
 number of steps, one process, world size 1, the same math thread count, and each logs every step:
 
 - ours: ``core.train.Trainer`` run in-process exactly as ``python core/train.py ...`` would (rank 0,
-  world 1): length-grouped batches (core.batching), token cache, step events batched at ~1 s flushes.
+  world 1): batches cut into length-close micro-batches (core.batching), token cache, step events batched
+  at ~1 s flushes.
 - reference: run_glue's setup: ``paddlenlp.trainer.Trainer`` + ``DataCollatorWithPadding`` (random
   batches, each padded to its longest row), ``logging_steps=1``, no length grouping.
   ``report_to=none``: VisualDL logging would slow the reference down, which would flatter us.
@@ -35,6 +36,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._arms import Settings, run_ours, run_ref, use_sampler  # noqa: E402
 from bench._common import PY, ROOT, bench_env, fmt_summary, machine, summary, write_json  # noqa: E402
 from bench.sst2_like import write_sst2_like  # noqa: E402
 
@@ -47,7 +49,6 @@ LR = {"tiny": 3e-3, "small4": 1e-3}
 # Steps per run. The reference takes ~3 s a step on small4 on this 2-core box, so its runs stay short;
 # 30 steps are enough for a steady-state rate, not for a meaningful accuracy (tiny's 120 are).
 STEPS = {"tiny": 120, "small4": 30}
-MAX_SEQ = 128
 
 
 # --------------------------------------------------------------------------- workers (subprocesses)
@@ -82,138 +83,51 @@ def _window(times: list[float], cpus: list[float], samples: list[int], warmup: i
 
 
 def _pad_stats(shapes: list[tuple[int, int, int]]) -> dict[str, float]:
-    """shapes: (rows, padded length, real tokens) per batch."""
-    padded = [b * L - real for b, L, real in shapes]
-    total = [b * L for b, L, _ in shapes]
+    """shapes: (rows, padded tokens computed, real tokens) per step."""
+    padded = [tokens - real for _, tokens, real in shapes]
+    total = [tokens for _, tokens, _ in shapes]
     return {"mean_batch_tokens": statistics.fmean(total), "mean_pad_tokens": statistics.fmean(padded),
             "pad_fraction": sum(padded) / sum(total), "mean_real_tokens": statistics.fmean(r for _, _, r in shapes)}
 
 
-def worker_ours(a: argparse.Namespace) -> dict[str, Any]:
-    """Our trainer. ``--random-batches`` swaps its length-grouped sampler for run_glue's random batches, and
-    ``--chunk-batches N`` changes its sort window (core.batching.CHUNK_BATCHES, 50), everything else unchanged:
-    to tell what length grouping does to speed and accuracy from the rest of our path."""
-    from core import batching
-    from core import train as ct
+def _settings(a: argparse.Namespace) -> Settings:
+    return Settings(model=a.model, data=a.data, tmp=a.tmp, steps=a.steps, batch=a.batch, eval_batch=a.eval_batch,
+                    lr=a.lr, seed=a.seed)
 
-    if a.random_batches:
-        import numpy as np
 
-        def random_global_batches(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                                  chunk_batches: int = 0) -> list[list[int]]:
-            order = np.random.default_rng([seed, epoch]).permutation(len(lengths))
-            return [order[i : i + global_batch].tolist() for i in range(0, len(order), global_batch)]
-
-        batching.global_batches = random_global_batches  # type: ignore[assignment]
-    elif a.chunk_batches:
-        grouped = batching.global_batches
-
-        def rechunked(lengths: Any, global_batch: int, world: int, seed: int, epoch: int,
-                      chunk_batches: int = 0) -> list[list[int]]:
-            return grouped(lengths, global_batch, world, seed, epoch, a.chunk_batches)
-
-        batching.global_batches = rechunked  # type: ignore[assignment]
-
-    run_dir = Path(a.tmp) / f"ours-{time.time_ns()}"
-    argv = ["--run_dir", str(run_dir), "--model_dir", a.model, "--data_dir", a.data,
-            "--max_seq_length", str(MAX_SEQ), "--per_device_train_batch_size", str(a.batch),
-            "--per_device_eval_batch_size", str(a.eval_batch), "--learning_rate", str(a.lr),
-            "--warmup_ratio", "0.1", "--weight_decay", "0.01", "--max_steps", str(a.steps),
-            "--logging_steps", "1", "--save_steps", str(a.steps), "--eval_steps", str(a.steps),
-            "--device", "cpu", "--devices", "cpu:1", "--seed", str(a.seed)]
-    ns, cfg = ct.parse_args(argv)
-    tr = ct.Trainer(ns, cfg)
+def _worker(a: argparse.Namespace, run: Any) -> dict[str, Any]:
+    """One side, timed at every step (bench/_arms.py runs it); accuracy from its own evaluation at the end."""
     times: list[float] = []
     cpus: list[float] = []
-    samples: list[int] = []
     shapes: list[tuple[int, int, int]] = []
-    inner = tr.train_step
 
-    def timed_step(rows: list[int]) -> Any:
-        out = inner(rows)
+    def on_step(rows: int, padded: int, real: int) -> None:
         times.append(time.perf_counter())
         cpus.append(time.process_time())
-        lens = tr.train_enc.lengths[rows]
-        samples.append(len(rows))
-        shapes.append((len(rows), int(lens.max()), int(lens.sum())))
-        return out
+        shapes.append((rows, padded, real))
 
-    tr.train_step = timed_step  # type: ignore[method-assign]
-    rc = tr.run()
-    evs = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    ev = [e for e in evs if e["type"] == "eval"][-1]
-    return {"rc": rc, "steps": len(times), "accuracy": ev["accuracy"], "eval_loss": ev["loss"],
-            **_window(times, cpus, samples, a.warmup), **_pad_stats(shapes)}
+    res = run(_settings(a), on_step=on_step)
+    return {**res, "steps": len(times), **_window(times, cpus, [b for b, _, _ in shapes], a.warmup),
+            **_pad_stats(shapes)}
+
+
+def worker_ours(a: argparse.Namespace) -> dict[str, Any]:
+    """Our trainer. ``--sampler`` changes its batching rule (bench/_arms.py use_sampler: random, chunkN, costN,
+    nosplit), everything else unchanged: to tell what the batching does to speed and accuracy from the rest of
+    our path."""
+    use_sampler(a.sampler)
+    return _worker(a, run_ours)
 
 
 def worker_ref(a: argparse.Namespace) -> dict[str, Any]:
-    import numpy as np
-    import paddle
-    from paddlenlp.data import DataCollatorWithPadding
-    from paddlenlp.datasets import MapDataset
-    from paddlenlp.trainer import Trainer, TrainerCallback, TrainingArguments
-    from paddlenlp.transformers import GPTForSequenceClassification, GPTTokenizer
-
-    tok = GPTTokenizer.from_pretrained(a.model)
-    if tok.pad_token_id is None:  # run_glue pads GPT with EOS
-        tok.pad_token = tok.eos_token
-    pad = int(tok.pad_token_id)
-
-    def load(name: str) -> MapDataset:
-        lines = (Path(a.data) / name).read_text(encoding="utf-8").splitlines()[1:]
-        rows = []
-        for line in lines:
-            s, y = line.rsplit("\t", 1)
-            rows.append({"input_ids": tok(s, max_length=MAX_SEQ, truncation=True)["input_ids"], "labels": int(y)})
-        return MapDataset(rows)
-
-    train_ds, dev_ds = load("train.tsv"), load("dev.tsv")
-    paddle.seed(a.seed)
-    model = GPTForSequenceClassification.from_pretrained(a.model, num_labels=2, dtype="float32")
-    times: list[float] = []
-    cpus: list[float] = []
-    shapes: list[tuple[int, int, int]] = []
-
-    class StepClock(TrainerCallback):
-        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-            times.append(time.perf_counter())
-            cpus.append(time.process_time())
-
-    class Recording(Trainer):
-        def training_step(self, model: Any, inputs: dict[str, Any]) -> Any:
-            ids = inputs["input_ids"].numpy()
-            shapes.append((ids.shape[0], ids.shape[1], int((ids != pad).sum())))
-            return super().training_step(model, inputs)
-
-    def metrics(p: Any) -> dict[str, float]:
-        preds = p.predictions[0] if isinstance(p.predictions, tuple) else p.predictions
-        return {"accuracy": float((np.argmax(preds, axis=-1) == p.label_ids.reshape(-1)).mean())}
-
-    args = TrainingArguments(
-        output_dir=str(Path(a.tmp) / f"ref-{time.time_ns()}"), do_train=True, max_steps=a.steps,
-        per_device_train_batch_size=a.batch, per_device_eval_batch_size=a.eval_batch, learning_rate=a.lr,
-        warmup_ratio=0.1, weight_decay=0.01, max_grad_norm=1.0, logging_steps=1, save_strategy="no",
-        evaluation_strategy="no", seed=a.seed, disable_tqdm=True, device="cpu", dataloader_num_workers=0,
-        report_to=["none"],
-    )
-    trainer = Recording(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
-                        data_collator=DataCollatorWithPadding(tok), compute_metrics=metrics,
-                        callbacks=[StepClock()])
-    trainer.train()
-    ev = trainer.evaluate()
-    return {"rc": 0, "steps": len(times), "accuracy": ev["eval_accuracy"], "eval_loss": ev.get("eval_loss"),
-            **_window(times, cpus, [b for b, _, _ in shapes], a.warmup), **_pad_stats(shapes)}
+    return _worker(a, run_ref)
 
 
 # --------------------------------------------------------------------------- driver
 def run_worker(kind: str, model: Path, data: Path, tmp: Path, a: argparse.Namespace, lr: float,
                seed: int, steps: int, warmup: int) -> dict[str, Any]:
     out = tmp / f"{kind}-{time.time_ns()}.json"
-    extra = []
-    if kind == "ours-random":
-        extra = ["--random-batches"]
-    elif kind.startswith("ours-chunk"):
-        extra = ["--chunk-batches", kind.removeprefix("ours-chunk")]
+    extra = ["--sampler", kind.removeprefix("ours-")] if kind.startswith("ours-") else []
     worker = "ref" if kind == "ref" else "ours"
     cmd = [PY, str(Path(__file__).resolve()), "--worker", worker, *extra, "--model", str(model), "--data", str(data),
            "--tmp", str(tmp), "--steps", str(steps), "--warmup", str(warmup), "--batch", str(a.batch),
@@ -247,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write all results here")
     # worker mode (internal)
     ap.add_argument("--arms", default="ours,ref",
-                    help="comma list of sides: ours, ref, ours-random (our trainer with random batches), ours-chunkN "
-                         "(our trainer sorting windows of N batches instead of 50); default ours,ref")
+                    help="comma list of sides: ours, ref, ours-<sampler>: our trainer with another batching rule, "
+                         "_-joined parts of random (run_glue's batches), chunkN (sort window of N batches), costN "
+                         "(call cost N tokens), nosplit (one call a step); default ours,ref")
     ap.add_argument("--worker", choices=["ours", "ref", "build"], help=argparse.SUPPRESS)
-    ap.add_argument("--random-batches", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--chunk-batches", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--sampler", default="grouped", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--tmp", help=argparse.SUPPRESS)
@@ -290,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 raise SystemExit(f"unknown model {name!r}: use tiny or small4")
             arms = [x.strip() for x in a.arms.split(",") if x.strip()]
-            bad = [x for x in arms if x not in ("ours", "ref", "ours-random") and not re.fullmatch(r"ours-chunk\d+", x)]
+            bad = [x for x in arms if x not in ("ours", "ref") and not re.fullmatch(r"ours-[a-z0-9_]+", x)]
             if bad:
-                raise SystemExit(f"unknown arm(s) {bad}: use ours, ref, ours-random, ours-chunkN")
+                raise SystemExit(f"unknown arm(s) {bad}: use ours, ref, ours-<sampler> (random, chunkN, costN, nosplit)")
             runs: dict[str, list[dict[str, Any]]] = {k: [] for k in arms}
             steps = a.steps or STEPS[name]
             warmup = a.warmup if a.warmup is not None else max(5, steps // 10)
@@ -310,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-LABELS = {"ours": "ours (length-grouped)", "ref": "reference (random)", "ours-random": "ours, random batches"}
+LABELS = {"ours": "ours (length split)", "ref": "reference (random)", "ours-random": "ours, random batches",
+          "ours-chunk50_nosplit": "ours, window 50, 1 call"}
 
 
 def report(name: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Length-grouped batches and the on-disk tokenisation cache (pure python + numpy: no paddle).
+"""Batches (random draws sorted by length, each step cut into length-close micro-batches) and the on-disk
+tokenisation cache (pure python + numpy: no paddle).
 
 Shared by core.train and core.evaluate so that both tokenise, truncate and pad identically: the
 evaluator must reproduce the training run's own dev accuracy exactly.
@@ -9,7 +10,7 @@ Encoding rules (GPTForSequenceClassification pools the last token that is not EO
 - truncation keeps the first ``max_seq_length`` tokens (run_glue truncates from the right too);
 - a sentence that encodes to nothing gets one token (the encoding of a space) so that the pooled
   position is never -1;
-- batches are padded on the right with EOS to the batch's own longest row.
+- a step's micro-batches are padded on the right with EOS to their own longest row.
 """
 
 from __future__ import annotations
@@ -29,7 +30,19 @@ import numpy as np
 
 # Bump when the encoding rules above change: old cache entries then stop matching.
 ENCODING_VERSION = "gpt2-tui-enc-1"
-CHUNK_BATCHES = 50  # a sort window of ~50 batches: little padding, yet batches still vary in length
+# The sort window, in global batches: 64 shuffled rows are sorted by length and cut into 2 global batches,
+# so a batch is a random draw from the shorter or the longer half, and ``length_micro_batches`` saves the
+# padding inside it. Measured (bench/time_to_accuracy.py, gpt2-tiny, SST-2-like, 500 steps, 5 seeds; one
+# call a step): a window of 50 batches padded 7 %, but its length-uniform batches learned slower per step
+# (0.84 dev accuracy at a median step 475, in 3 of 5 seeds; final accuracy 2.5 points under the
+# reference); a window of 2 learned like random batches (step 350, 5 of 5; final -1.0 +- 2.8 points),
+# windows of 8 like 50. docs/BENCHMARKS.md section 10 has the curve.
+CHUNK_BATCHES = 2
+# What one more forward+backward call costs, in padded tokens' worth of compute: the split adds a call only
+# where it saves more padding than this. Measured on gpt2-tiny, one CPU thread (bench/train_throughput.py
+# arms ours-costN, per CPU-second): a step costs ~8.7 ms + ~4.5 ms a call + ~0.068 ms a padded token,
+# so a call is worth ~67 tokens. On SST-2-like data this pads ~22 % at ~2.2 calls a step (one call: 72 %).
+CALL_COST_TOKENS = 64
 
 
 # --------------------------------------------------------------------------- sampler
@@ -41,10 +54,12 @@ def global_batches(
     epoch: int,
     chunk_batches: int = CHUNK_BATCHES,
 ) -> list[list[int]]:
-    """One epoch's global batches (lists of row indices), grouped by length.
+    """One epoch's global batches (lists of row indices), each sorted by length (longest first).
 
     Shuffle all rows (seeded by seed and epoch), cut the order into chunks of ``chunk_batches`` global
     batches, sort each chunk by length, cut it into global batches and shuffle the order of the batches.
+    A wide window groups rows of close length into the same batch (little padding in one call, but slower
+    learning: see CHUNK_BATCHES); a window of 1 makes every batch a random draw, sorted inside.
     Every row appears exactly once. A last batch with fewer than ``world`` rows joins the one before
     it, so that no rank ever gets an empty slice.
     """
@@ -69,6 +84,55 @@ def global_batches(
         batches.pop()
     perm = rng.permutation(len(batches))
     return [batches[i].tolist() for i in perm]
+
+
+def length_micro_batches(
+    lengths: Sequence[int] | np.ndarray, rows: Sequence[int], max_rows: int, call_cost: float | None = None,
+    world: int = 1, rank: int = 0,
+) -> list[list[int]]:
+    """A step's global batch cut into micro-batches of rows of close length, each padded on its own; this
+    rank's share of each.
+
+    The rows are sorted by length (longest first, ties in the given order) and cut into contiguous groups
+    (at multiples of ``world``, so every rank gets a row of every group and all ranks make the same number
+    of calls: DataParallel ranks that make different numbers of calls hang in gloo) of at most ``max_rows``
+    rows a rank, choosing the cut that minimises padded tokens a rank plus ``call_cost`` (default
+    CALL_COST_TOKENS) per group: exact, by dynamic programming (O(n^2) for n rows, ~0.2 ms for 32). Rank r
+    takes rows r, r + world, ... of each group: of a length-sorted global batch, that is ``rows[r::world]``.
+    A step's loss is the mean over its rows however they are cut (core.trainer.loop weights each
+    micro-batch by its share), so the cut changes the cost of a step, not what it learns.
+    """
+    rows = list(rows)
+    n = len(rows)
+    if n == 0:
+        return []
+    world = max(1, min(world, n))
+    cost = CALL_COST_TOKENS if call_cost is None else call_cost
+    max_global = max(1, max_rows) * world
+    lens = np.asarray(lengths)[rows]
+    order = np.argsort(-lens, kind="stable")
+    ls = lens[order].tolist()
+    cuts = sorted({*range(0, n, world), n})  # where a group may start or end
+    best = {0: 0.0}  # best[j]: cost of the first j rows
+    back: dict[int, int] = {}
+    for j in cuts[1:]:
+        # a group too big for max_rows beats one that leaves a rank without rows (only a short epoch tail
+        # with a 1-row micro-batch can need it)
+        options = ([i for i in cuts if i < j and world <= j - i <= max_global]
+                   or [max([i for i in cuts if i < j and j - i >= world] or [i for i in cuts if i < j])])
+        for i in options:  # group rows i..j-1, padded to ls[i] (the longest), ceil((j-i)/world) rows a rank
+            if i not in best:
+                continue
+            v = best[i] + cost + -(-(j - i) // world) * ls[i]
+            if j not in best or v < best[j]:
+                best[j], back[j] = v, i
+    groups: list[list[int]] = []
+    j = n
+    while j > 0:
+        i = back[j]
+        groups.append([rows[k] for k in order[i + rank : j : world]])
+        j = i
+    return groups[::-1]
 
 
 def length_grouped_batches(

@@ -45,18 +45,73 @@ def test_sampler_is_deterministic_per_seed_and_epoch():
     assert a != batching.length_grouped_batches(lengths, 16, 2, 0, seed=8, epoch=3)
 
 
-def test_length_grouping_cuts_padding():
+def _padded(lengths, groups):
+    return sum(len(g) * lengths[g].max() for g in groups)
+
+
+def test_batches_are_sorted_inside_and_the_split_cuts_padding():
     rng = np.random.default_rng(2)
     lengths = rng.integers(1, 100, size=2000)
-    grouped = batching.global_batches(lengths, 32, 1, seed=0, epoch=0)
-    padded = sum(len(b) * lengths[b].max() for b in grouped)
+    gbs = batching.global_batches(lengths, 32, 1, seed=0, epoch=0)
+    assert all(list(lengths[b]) == sorted(lengths[b], reverse=True) for b in gbs)  # longest first
     order = rng.permutation(2000)
     random_batches = [order[i : i + 32] for i in range(0, 2000, 32)]
-    padded_random = sum(len(b) * lengths[b].max() for b in random_batches)
-    assert padded < 0.75 * padded_random
-    # ... and the batch order is shuffled: not simply longest first
+    # a window of 1 batch: random draws, whose longest rows look like those of random batches
+    draws = batching.global_batches(lengths, 32, 1, seed=0, epoch=0, chunk_batches=1)
+    assert _padded(lengths, draws) > 0.9 * _padded(lengths, random_batches)
+    # ... and the step's length split pads far less than one call a batch
+    split = [mb for b in gbs for mb in batching.length_micro_batches(lengths, b, 32)]
+    assert _padded(lengths, split) < 0.75 * _padded(lengths, random_batches)
+    assert len(split) < 5 * len(gbs)  # a few calls a step, not one per row
+
+
+def test_a_wider_sort_window_groups_rows_of_close_length_into_a_batch():
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 100, size=2000)
+    grouped = batching.global_batches(lengths, 32, 1, seed=0, epoch=0, chunk_batches=50)
+    order = rng.permutation(2000)
+    random_batches = [order[i : i + 32] for i in range(0, 2000, 32)]
+    assert _padded(lengths, grouped) < 0.75 * _padded(lengths, random_batches)
     maxes = [lengths[b].max() for b in grouped]
-    assert maxes != sorted(maxes, reverse=True)
+    assert maxes != sorted(maxes, reverse=True)  # the batch order is shuffled: not simply longest first
+
+
+@pytest.mark.parametrize("max_rows,cost", [(32, 64), (8, 64), (5, 0), (32, 10**12), (3, 10**12), (1, 64)])
+def test_the_length_split_takes_every_row_once_in_length_close_groups(max_rows, cost):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 60, size=500)
+    rows = rng.choice(500, size=29, replace=False).tolist()
+    groups = batching.length_micro_batches(lengths, rows, max_rows, cost)
+    assert sorted(i for g in groups for i in g) == sorted(rows)  # every row exactly once
+    assert all(1 <= len(g) <= max_rows for g in groups)
+    # length-close: the groups are contiguous runs of the rows sorted by length, longest first
+    for a, b in zip(groups, groups[1:], strict=False):
+        assert lengths[a].min() >= lengths[b].max()
+    if cost == 0:  # calls are free: no group has any padding
+        assert all(len(set(lengths[g])) == 1 for g in groups)
+    if cost == 10**12:  # calls are dear: as few groups as max_rows allows
+        assert len(groups) == -(-len(rows) // max_rows)
+    assert groups == batching.length_micro_batches(lengths, rows, max_rows, cost)  # deterministic
+
+
+@pytest.mark.parametrize("n,world,max_rows", [(32, 2, 16), (33, 2, 16), (35, 4, 8), (7, 3, 2), (64, 2, 4), (5, 2, 1)])
+def test_every_rank_makes_the_same_calls_and_gets_its_share_of_the_batch(n, world, max_rows):
+    # DataParallel ranks that make different numbers of calls hang in gloo: the cut is the same on every rank
+    lengths = np.random.default_rng(4).integers(1, 60, size=200)
+    batch = batching.global_batches(lengths[:n], n, world, seed=1, epoch=0)[0]  # one sorted global batch
+    per_rank = [batching.length_micro_batches(lengths, batch, max_rows, 64, world, r) for r in range(world)]
+    assert len({len(p) for p in per_rank}) == 1
+    assert all(len(mb) >= 1 for p in per_rank for mb in p)  # no rank ever gets an empty call
+    for r, p in enumerate(per_rank):
+        assert [i for mb in p for i in mb] == batch[r::world]
+
+
+def test_the_length_split_finds_the_cheapest_cut():
+    lengths = np.array([40, 39, 38, 5, 5, 5, 5, 5])
+    # one call: 8 x 40 = 320 tokens; two calls (40,39,38 | 5 x 5): 120 + 25 = 145 tokens + one more call
+    assert batching.length_micro_batches(lengths, range(8), 32, call_cost=100) == [[0, 1, 2], [3, 4, 5, 6, 7]]
+    assert batching.length_micro_batches(lengths, range(8), 32, call_cost=200) == [list(range(8))]
+    assert batching.length_micro_batches(lengths, [], 32) == []
 
 
 def test_ranks_get_interleaved_rows_of_each_global_batch():

@@ -32,13 +32,6 @@ def test_warmup_steps_override_the_ratio(steps, ratio, total, expect):
     assert schedule.warmup_steps(steps, ratio, total) == expect
 
 
-@pytest.mark.parametrize("n,k,sizes", [(8, 1, [8]), (8, 2, [4, 4]), (8, 3, [3, 3, 2]), (2, 4, [1, 1]), (5, 5, [1] * 5)])
-def test_micro_batches_cover_the_rows_in_order_never_empty(n, k, sizes):
-    rows = list(range(100, 100 + n))
-    mbs = schedule.micro_batches(rows, k)
-    assert [len(m) for m in mbs] == sizes and [r for m in mbs for r in m] == rows
-
-
 def test_resume_position():
     assert schedule.resume_position(2.5, 10) == (2, 5)
     assert schedule.resume_position(1.0, 10) == (1, 0)

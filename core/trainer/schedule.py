@@ -33,21 +33,6 @@ def warmup_steps(warmup_steps: int, warmup_ratio: float, total: int) -> int:
     return int(math.floor(warmup_ratio * total))
 
 
-def micro_batches(rows: list[int], accumulation: int) -> list[list[int]]:
-    """This rank's rows of one optimiser step cut into ``accumulation`` contiguous, near-equal micro-batches.
-
-    The rows come length-sorted, so neighbours pad alike; a short last batch gives fewer (never empty)
-    micro-batches."""
-    k = max(1, min(accumulation, len(rows)))
-    size, extra = divmod(len(rows), k)
-    out, start = [], 0
-    for i in range(k):
-        end = start + size + (1 if i < extra else 0)
-        out.append(rows[start:end])
-        start = end
-    return out
-
-
 def should_evaluate(step: int, last: bool, epoch_end: bool, do_eval: bool, strategy: str, eval_steps: int) -> bool:
     """do_eval false: never. Else at the last step, and every eval_steps (steps) or at each epoch's end
     (epoch); strategy 'no' evaluates only at the last step."""

@@ -14,7 +14,7 @@ from tui.app import Gpt2App
 from tui.screens.configure import ConfigureScreen
 from tui.screens.help import HelpScreen
 from tui.screens.live import LiveScreen
-from tui.testing import FakeClock, FakeLauncher, FakeSampler
+from tui.testing import FakeClock, FakeLauncher, FakeSampler, wait_for
 
 
 @pytest.fixture
@@ -31,14 +31,6 @@ def make_app(tmp_path, gpus=2, launcher=None):
     return Gpt2App(store_path=tmp_path / "runs.db", launcher=launcher or FakeLauncher(),
                    sampler=FakeSampler(gpus=gpus, samples=3), clock=FakeClock(), poll_interval=0.02,
                    sample_interval=0.02)
-
-
-async def wait_for(pilot, cond, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 async def ready(pilot) -> ConfigureScreen:

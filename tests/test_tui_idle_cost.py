@@ -20,7 +20,7 @@ from tui.format import update_text
 from tui.screens.configure import ConfigureScreen
 from tui.screens.live import LiveScreen
 from tui.services import RESCAN_S, RESCAN_STARTING_S, DeviceFeed, RunProcesses
-from tui.testing import T0, FakeClock, FakeLauncher, FakeSampler, canned_events
+from tui.testing import T0, FakeClock, FakeLauncher, FakeSampler, canned_events, wait_for
 from tui.widgets.log_panel import LogPanel
 from tui.widgets.progress_panel import ProgressPanel
 
@@ -28,14 +28,6 @@ from tui.widgets.progress_panel import ProgressPanel
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-async def wait_for(pilot, cond, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 # ---------------------------------------------------------------------------- demand for readings

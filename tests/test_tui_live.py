@@ -16,7 +16,7 @@ from tui.screens.attach import AttachScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.live import LiveScreen
-from tui.testing import T0, FakeClock, FakeLauncher, FakeSampler, canned_events
+from tui.testing import T0, FakeClock, FakeLauncher, FakeSampler, canned_events, wait_for
 from tui.widgets.alerts_panel import AlertsPanel
 from tui.widgets.device_panel import HISTORY, DevicePanel, GpuCard
 from tui.widgets.log_panel import LogPanel
@@ -28,14 +28,6 @@ from tui.widgets.run_charts import RunCharts
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-async def wait_for(pilot, cond, timeout=10.0):
-    for _ in range(int(timeout / 0.05)):
-        if cond():
-            return
-        await pilot.pause(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def started_run(tmp_path, events=None, devices="gpu:0,1"):

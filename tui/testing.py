@@ -201,3 +201,12 @@ def fake_services(store_path: str | Path, *, launcher: Launcher | None = None, s
                               eval_launcher=eval_launcher, clock=clock if clock is not None else FakeClock(),
                               sampler=sampler if sampler is not None else FakeSampler(),
                               poll_interval=poll_interval, sample_interval=sample_interval)
+
+
+async def wait_for(pilot: Any, cond: Any, timeout: float = 10.0) -> None:
+    """Pilot tests: let the app run until ``cond()`` holds, or fail after ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.05)):
+        if cond():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("condition not met in time")

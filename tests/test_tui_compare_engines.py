@@ -17,8 +17,7 @@ def anyio_backend():
     return "asyncio"
 
 
-@pytest.mark.anyio
-async def test_a_run_of_each_engine_side_by_side(tmp_path):
+def two_engines(tmp_path):
     db = tmp_path / "runs.db"
     store = Store(db)
     # Same config but the engine; write_run logs samples/s 40 + 10 x scale (+0..2) and a step every 10 s.
@@ -27,7 +26,12 @@ async def test_a_run_of_each_engine_side_by_side(tmp_path):
     write_run(store, tmp_path / "runs", "20231114-231320-pnlp", "ref", "finished", T0 + 3600, 30, 40,
               {"engine": "paddlenlp"}, "gpt2-tiny", "cpu:2", 0.5)
     store.close()
-    app = Host(db, lambda s: CompareScreen(["20231114-221320-ours", "20231114-231320-pnlp"], s))
+    return Host(db, lambda s: CompareScreen(["20231114-221320-ours", "20231114-231320-pnlp"], s))
+
+
+@pytest.mark.anyio
+async def test_a_run_of_each_engine_side_by_side(tmp_path):
+    app = two_engines(tmp_path)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
         await until(pilot, lambda: screen.complete)
@@ -39,3 +43,18 @@ async def test_a_run_of_each_engine_side_by_side(tmp_path):
         assert "time to step 30" in str(table.columns["time"].label)  # the last step both reached
         assert rows[0][4] == rows[1][4] == "04:50"  # steps 1 -> 30, 10 s apart
         assert rows[0][6:] == ["0.6500", "0.6500"] and rows[1][6:] == ["0.8000", "0.8000"]  # final, best
+
+
+@pytest.mark.anyio
+async def test_at_24_lines_the_charts_shrink_so_both_speed_rows_show(tmp_path):
+    app = two_engines(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.complete)
+        await pilot.pause()
+        table = screen.query_one(SpeedTable)
+        assert screen.has_class("-short")
+        assert table.region.height >= 1 + table.row_count  # its header and both rows, none scrolled away
+        assert table.region.bottom <= screen.region.bottom - 1  # above the footer
+        await pilot.resize_terminal(120, 40)
+        await until(pilot, lambda: not screen.has_class("-short"))

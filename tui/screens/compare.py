@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -35,6 +35,9 @@ CHARTS = (("compare-loss", "loss (EMA-smoothed)"), ("compare-acc", "eval accurac
 def run_label(run: dict[str, Any]) -> str:
     """Short and unique: the name and the id's random suffix."""
     return f"{run.get('name') or run['id']} ·{run['id'][-4:]}"
+
+
+SHORT_BELOW = 36  # terminal lines: below this the charts shrink (CompareScreen.-short in history.tcss)
 
 
 class CompareScreen(Screen[None]):
@@ -77,6 +80,10 @@ class CompareScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.load()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # At 24 lines the 14-line charts left the speed table one row and the settings none.
+        self.set_class(event.size.height < SHORT_BELOW, "-short")
 
     @work(thread=True, group="compare-load", exit_on_error=False)
     def load(self, full: bool = False) -> None:

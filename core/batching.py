@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from core.epoch_steps import steps_per_epoch as steps_per_epoch  # counts the batches built here
+
 # Bump when the encoding rules above change: old cache entries then stop matching.
 ENCODING_VERSION = "gpt2-tui-enc-1"
 # The sort window, in global batches: 64 shuffled rows are sorted by length and cut into 2 global batches,
@@ -152,17 +154,6 @@ def length_grouped_batches(
     if not 0 <= rank < world:
         raise ValueError(f"rank {rank} is not in 0..{world - 1}")
     return [gb[rank::world] for gb in global_batches(lengths, global_batch, world, seed, epoch, chunk_batches)]
-
-
-def steps_per_epoch(n: int, global_batch: int, world: int) -> int:
-    """len(length_grouped_batches(...)) without building them."""
-    global_batch = max(global_batch, world)
-    full, rest = divmod(n, global_batch)
-    if rest == 0:
-        return full
-    if full >= 1 and rest < world:
-        return full  # the short tail joined the batch before it
-    return full + 1
 
 
 # --------------------------------------------------------------------------- encoding

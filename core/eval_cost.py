@@ -19,8 +19,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.batching import steps_per_epoch
 from core.config import RunConfig
+from core.epoch_steps import steps_per_epoch
 
 FORWARDS_PER_TRAIN_SAMPLE = 3.0
 WARN_SHARE = 0.10

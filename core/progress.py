@@ -180,7 +180,8 @@ class ProgressPrinter:
             self.stream.flush()
         else:
             age = time.monotonic() - self._last
-            if force or (age >= self.every_s and text != self._last_text) or age >= 60.0:
+            # force: the final line, unless it is the line printed last (a log ended with it twice).
+            if (force and text != self._last_text) or (age >= self.every_s and text != self._last_text) or age >= 60.0:
                 self.stream.write(text + "\n")
                 self.stream.flush()
                 self._last, self._last_text = time.monotonic(), text

@@ -145,3 +145,12 @@ def test_other_ranks_show_only_their_error_lines(tmp_path):
     rank0, errors = WorkerLogs(tmp_path).poll()
     assert rank0 == ["starting"]
     assert errors == ["rank 1: E1202 12:00:01.2 1 b.cc:2] broken", "rank 1: [2026-12-02] [   ERROR] - trainer failed"]
+
+
+def test_the_final_line_is_not_printed_twice_to_a_pipe():
+    pipe = io.StringIO()
+    printer = ProgressPrinter(pipe, every_s=0.0)
+    printer.show("step 60/60 | acc 0.79")
+    printer.show("step 60/60 | acc 0.79", force=True)  # the run ended on the line already printed
+    printer.show("step 60/60 | acc 0.80", force=True)  # a forced line that says something new
+    assert pipe.getvalue().splitlines() == ["step 60/60 | acc 0.79", "step 60/60 | acc 0.80"]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.config import RunConfig, parse_bool
+from core.store.runs import tag_list
 from core.store.schema import STATUSES
 
 # The runs table's own columns, by the names a filter uses.
@@ -106,7 +107,7 @@ class Compare(Term):
 
     def test(self, row: Mapping[str, Any]) -> bool:
         if self.kind == "tag":
-            return (self.value in [t.lower() for t in tags_of(row)]) != (self.op == "!=")
+            return (self.value in [t.lower() for t in tag_list(row.get("tags"))]) != (self.op == "!=")
         got = self._value(row)
         if got is None:
             return False
@@ -164,16 +165,6 @@ class RunFilter:
 
 
 # ---------------------------------------------------------------------------- row values
-def tags_of(row: Mapping[str, Any]) -> list[str]:
-    tags = row.get("tags")
-    if isinstance(tags, str):
-        try:
-            tags = json.loads(tags)
-        except ValueError:
-            return []
-    return [str(t) for t in tags] if isinstance(tags, list) else []
-
-
 def config_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
     cfg = row.get("config")
     if isinstance(cfg, str):
@@ -187,7 +178,7 @@ def config_of(row: Mapping[str, Any]) -> Mapping[str, Any]:
 def haystack(row: Mapping[str, Any]) -> str:
     """What free words search: the row's text columns, its tags and its note, lower case."""
     parts = [str(row.get(k) or "") for k in FREE_WORD_FIELDS]
-    parts += tags_of(row)
+    parts += tag_list(row.get("tags"))
     parts.append(str(row.get("note") or ""))
     return " ".join(parts).lower()
 

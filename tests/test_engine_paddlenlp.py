@@ -7,25 +7,15 @@ checkpoint in one test (three paddle start-ups: ~60 s on 2 busy cores), on the t
 
 import json
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, gpt2_tui
+from test_e2e_train import _wait_for
 
 from core.checkpoint_files import is_complete
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

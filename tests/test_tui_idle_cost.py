@@ -17,6 +17,7 @@ from core.presets import offline_preset
 from core.store import Store
 from tui.app import Gpt2App
 from tui.format import update_text
+from tui.screens.attach import AttachScreen
 from tui.screens.configure import ConfigureScreen
 from tui.screens.live import LiveScreen
 from tui.services import RESCAN_S, RESCAN_STARTING_S, DeviceFeed, RunProcesses
@@ -145,7 +146,10 @@ async def test_the_live_screen_paints_what_arrived_in_its_next_frame(tmp_path):
     app = Gpt2App(store_path=tmp_path / "runs.db", launcher=fake, sampler=FakeSampler(gpus=2, samples=None),
                   clock=FakeClock(T0 + 25), poll_interval=0.02, sample_interval=0.02)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause(0.3)
+        # The running run makes the app offer to attach at start; a late offer would cover the live screen.
+        await wait_for(pilot, lambda: isinstance(app.screen, AttachScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, AttachScreen))
         screen = LiveScreen(run, app.services, frame_s=3600)  # no timed frame in this test
         await app.push_screen(screen)
         progress = screen.query_one(ProgressPanel)
@@ -160,6 +164,7 @@ async def test_the_live_screen_paints_what_arrived_in_its_next_frame(tmp_path):
         screen.paint()
         assert progress.state.step == 50 and "step 50 / 120" in str(progress.render())
         assert "a line between frames" in screen.query_one(LogPanel).rank0_lines
+        assert app.screen is screen, app.screen_stack
         assert app.services.devices.wanted  # the live screen in front shows devices
         await pilot.pause()
 
